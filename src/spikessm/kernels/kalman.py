@@ -1,0 +1,397 @@
+"""Information-form Kalman filter and Rauch-Tung-Striebel smoother (pure JAX).
+
+One trial, time steps ``t = 0 .. T-1``::
+
+    x_0 ~ N(m0, P0)
+    x_t = F_t x_{t-1} + a_t + w_t,   w_t ~ N(0, Q_t)            (t >= 1)
+
+Emissions enter only through their *information*: for a Gaussian emission
+``y_t = C x_t + off_t + v_t, v_t ~ N(0, R)`` restricted to the observed channels ``o``,
+
+    J_t = C_o' R_oo^-1 C_o            (d, d)
+    h_t = C_o' R_oo^-1 (y_o - off_o)  (d,)
+    r_t = e_o' R_oo^-1 e_o + n_o log(2 pi) + log det R_oo,   e = y - off   (scalar)
+
+so every filter step costs O(d^3) whatever the number of channels N, and the exact
+marginal log-likelihood follows from the matrix determinant lemma with no N x N inverse.
+A step with no observation has ``J = 0, h = 0, r = 0``; this is also how ragged trials are
+padded to a common length (padding after the end of a trial changes nothing before it).
+
+Any other model whose E-step reduces to Gaussian pseudo-observations (Laplace steps of a
+Poisson LDS, SSGLM across trials, decoding smoothers) calls the same functions with its own
+``J, h``.
+
+Why hand-written rather than Dynamax: we measured that Dynamax's LG-SSM filter works in the
+N-dimensional emission space (O(N^3) per step with full R), has no missing-data handling,
+and re-traces its EM on every call. This kernel is O(d^3) per step, exact with NaN entries,
+and it has a steady-state path whose covariance recursions are computed once.
+
+Numerics: the update uses ``S = I + L' J L`` with ``P = L L'`` (always >= I, so its
+Cholesky factor never fails), the filtered covariance is formed as a Gram matrix
+``W'W`` and the smoothed covariance in Joseph form (a sum of PSD terms), so covariances
+stay positive definite over very long runs.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.linalg import cho_solve, solve_triangular
+
+LOG_2PI = 1.8378770664093453
+
+
+def _sym(M):
+    return 0.5 * (M + jnp.swapaxes(M, -1, -2))
+
+
+# --------------------------------------------------------------------------------------
+# Emission projection
+# --------------------------------------------------------------------------------------
+def gaussian_information(y, mask, C, R, *, diagonal: bool):
+    """Project Gaussian emissions onto the latent space.
+
+    Args:
+      y: (T, N) residual observations ``y_t - off_t``; entries where ``mask`` is False
+         are ignored (may hold anything finite).
+      mask: (T, N) bool, True where observed.
+      C: (N, d) emission matrix.
+      R: (N,) variances if ``diagonal`` else (N, N) covariance.
+      diagonal: static flag.
+
+    Returns:
+      J: (T, d, d), h: (T, d), r: (T,) as in the module docstring.
+    """
+    m = mask.astype(y.dtype)
+    e = jnp.where(mask, y, 0.0)
+    if diagonal:
+        rinv = 1.0 / R
+        w = m * rinv  # (T, N)
+        J = jnp.einsum("tn,ni,nj->tij", w, C, C)
+        h = (e * w) @ C
+        r = jnp.sum(w * e * e, axis=1) + jnp.sum(m * (LOG_2PI + jnp.log(R)), axis=1)
+        return J, h, r
+    N = R.shape[0]
+    eye = jnp.eye(N, dtype=y.dtype)
+
+    def one(e_t, m_t):
+        Rt = R * m_t[:, None] * m_t[None, :] + jnp.diag(1.0 - m_t)
+        Lr = jnp.linalg.cholesky(Rt)
+        Ct = C * m_t[:, None]
+        Z = solve_triangular(Lr, jnp.concatenate([Ct, e_t[:, None]], axis=1), lower=True)
+        Zc, ze = Z[:, :-1], Z[:, -1]
+        J_t = Zc.T @ Zc
+        h_t = Zc.T @ ze
+        r_t = ze @ ze + jnp.sum(m_t) * LOG_2PI + 2.0 * jnp.sum(jnp.log(jnp.diag(Lr)))
+        return J_t, h_t, r_t
+
+    del eye
+    return jax.vmap(one)(e, m)
+
+
+def gaussian_information_full(y, C, R, *, diagonal: bool):
+    """Projection for fully observed data: ``J`` is one (d, d) matrix shared by all steps.
+
+    Args: y (T, N) residuals; C (N, d); R (N,) or (N, N). Returns J (d, d), h (T, d), r (T,).
+    One batched matrix product projects the data; nothing N x N is inverted.
+    """
+    N = C.shape[0]
+    if diagonal:
+        rinv = 1.0 / R
+        J = (C * rinv[:, None]).T @ C
+        h = (y * rinv) @ C
+        r = (y * y) @ rinv + N * LOG_2PI + jnp.sum(jnp.log(R))
+        return J, h, r
+    Lr = jnp.linalg.cholesky(R)
+    Zc = solve_triangular(Lr, C, lower=True)  # (N, d)
+    Ze = solve_triangular(Lr, y.T, lower=True)  # (N, T)
+    J = Zc.T @ Zc
+    h = Ze.T @ Zc
+    r = jnp.sum(Ze * Ze, axis=0) + N * LOG_2PI + 2.0 * jnp.sum(jnp.log(jnp.diag(Lr)))
+    return J, h, r
+
+
+# --------------------------------------------------------------------------------------
+# General path: one sequential pass, time-varying everything, missing data, padding
+# --------------------------------------------------------------------------------------
+class Posterior(NamedTuple):
+    """Filter and smoother output for one trial (leading axes added by vmap).
+
+    filtered_means (T, d), filtered_covs (T, d, d), predicted_means (T, d),
+    predicted_covs (T, d, d), smoothed_means (T, d), smoothed_covs (T, d, d),
+    cross_covs (T, d, d) with ``cross_covs[t] = Cov(x_t, x_{t-1} | y)`` (zero at t=0),
+    log_likelihoods (T,) per-step terms log p(y_t | y_{<t}), summing to the marginal LL.
+    """
+
+    filtered_means: jax.Array
+    filtered_covs: jax.Array
+    predicted_means: jax.Array
+    predicted_covs: jax.Array
+    smoothed_means: jax.Array
+    smoothed_covs: jax.Array
+    cross_covs: jax.Array
+    log_likelihoods: jax.Array
+
+
+def _info_update(m, P, J, h, r):
+    """Condition N(m, P) on information (J, h, r). Returns mean, cov, log-lik term."""
+    d = m.shape[0]
+    L = jnp.linalg.cholesky(P)
+    S = jnp.eye(d, dtype=P.dtype) + L.T @ J @ L
+    Ls = jnp.linalg.cholesky(_sym(S))
+    W = solve_triangular(Ls, L.T, lower=True)
+    Sig = W.T @ W
+    resid = h - J @ m
+    mu = m + Sig @ resid
+    logdet_s = 2.0 * jnp.sum(jnp.log(jnp.diag(Ls)))
+    ll = -0.5 * (r + logdet_s - 2.0 * m @ h + m @ (J @ m) - resid @ (Sig @ resid))
+    return mu, Sig, ll
+
+
+def _at(X, t):
+    """X is either constant (no time axis, ndim given by caller) or indexed by t."""
+    return X if t is None else X[t]
+
+
+def filter_smooth(m0, P0, F, a, Q, J, h, r) -> Posterior:
+    """Kalman filter + RTS smoother in information form, general (sequential) path.
+
+    Args:
+      m0 (d,), P0 (d, d): initial state distribution.
+      F: (d, d) or (T, d, d) dynamics; ``F[t]`` maps x_{t-1} to x_t (``F[0]`` unused).
+      a: (T, d) additive dynamics terms (``b + B u_t``; ``a[0]`` unused).
+      Q: (d, d) or (T, d, d) process noise (``Q[0]`` unused).
+      J: (d, d) or (T, d, d); h: (T, d); r: (T,): emission information (module docstring).
+
+    Returns:
+      :class:`Posterior`.
+    """
+    T, d = h.shape
+    tvF, tvQ, tvJ = F.ndim == 3, Q.ndim == 3, J.ndim == 3
+
+    def fwd(carry, inp):
+        m, P = carry
+        t, a_t, h_t, r_t = inp
+        J_t = J[t] if tvJ else J
+        mu, Sig, ll = _info_update(m, P, J_t, h_t, r_t)
+        # predict step t+1 (its a, F, Q), clamped at the end (value unused)
+        tn = jnp.minimum(t + 1, T - 1)
+        F_n = F[tn] if tvF else F
+        Q_n = Q[tn] if tvQ else Q
+        m_n = F_n @ mu + a[tn]
+        P_n = _sym(F_n @ Sig @ F_n.T + Q_n)
+        return (m_n, P_n), (mu, Sig, m, P, ll)
+
+    ts = jnp.arange(T)
+    _, (mus, Sigs, ms, Ps, lls) = jax.lax.scan(fwd, (m0, _sym(P0)), (ts, a, h, r))
+
+    def bwd(carry, inp):
+        ms_n, Ss_n = carry
+        t, mu, Sig, m_n, P_n = inp
+        F_n = F[t + 1] if tvF else F
+        Q_n = Q[t + 1] if tvQ else Q
+        Lp = jnp.linalg.cholesky(P_n)
+        G = cho_solve((Lp, True), F_n @ Sig).T
+        ms_t = mu + G @ (ms_n - m_n)
+        IGF = jnp.eye(d, dtype=Sig.dtype) - G @ F_n
+        Ss_t = _sym(IGF @ Sig @ IGF.T + G @ (Q_n + Ss_n) @ G.T)
+        cross_n = Ss_n @ G.T
+        return (ms_t, Ss_t), (ms_t, Ss_t, cross_n)
+
+    last = (mus[-1], Sigs[-1])
+    _, (msm, Ssm, cross) = jax.lax.scan(
+        bwd, last, (ts[:-1], mus[:-1], Sigs[:-1], ms[1:], Ps[1:]), reverse=True
+    )
+    sm_means = jnp.concatenate([msm, mus[-1:]], axis=0)
+    sm_covs = jnp.concatenate([Ssm, Sigs[-1:]], axis=0)
+    cross = jnp.concatenate([jnp.zeros((1, d, d), h.dtype), cross], axis=0)
+    return Posterior(mus, Sigs, ms, Ps, sm_means, sm_covs, cross, lls)
+
+
+def filter_only(m0, P0, F, a, Q, J, h, r):
+    """Forward pass only; returns (filtered_means, filtered_covs, predicted_means,
+    predicted_covs, log_likelihoods) with the shapes of :func:`filter_smooth`."""
+    T = h.shape[0]
+    tvF, tvQ, tvJ = F.ndim == 3, Q.ndim == 3, J.ndim == 3
+
+    def fwd(carry, inp):
+        m, P = carry
+        t, h_t, r_t = inp
+        mu, Sig, ll = _info_update(m, P, J[t] if tvJ else J, h_t, r_t)
+        tn = jnp.minimum(t + 1, T - 1)
+        F_n = F[tn] if tvF else F
+        Q_n = Q[tn] if tvQ else Q
+        return (F_n @ mu + a[tn], _sym(F_n @ Sig @ F_n.T + Q_n)), (mu, Sig, m, P, ll)
+
+    _, out = jax.lax.scan(fwd, (m0, _sym(P0)), (jnp.arange(T), h, r))
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Steady-state path: time-invariant parameters, nothing missing, equal-length trials
+# --------------------------------------------------------------------------------------
+class SteadyCovariances(NamedTuple):
+    """Data-independent covariance recursions, computed once and shared by all trials.
+
+    With L = buffer length: ``filt[t]`` (L, d, d) filtered covariances for t < L (then
+    constant ``filt[L-1]``); ``pred[t]`` (L, d, d) predicted covariances (``pred[0] = P0``);
+    ``gain[t]`` (L, d, d) smoother gains G_t = filt_t F' pred_{t+1}^-1 (then constant);
+    ``logdet[t]`` (L,) log det(I + L_t' J L_t); ``head[t]`` (L, d, d) smoothed covariances
+    for t < L; ``tail[j]`` (L, d, d) smoothed covariances at t = T-1-j; ``converged`` bool;
+    ``err`` scalar: bound on the distance of the last buffer entries from the fixed points.
+    """
+
+    filt: jax.Array
+    pred: jax.Array
+    gain: jax.Array
+    logdet: jax.Array
+    head: jax.Array
+    tail: jax.Array
+    converged: jax.Array
+    err: jax.Array
+
+
+def _geometric_bound(seq):
+    """Bound on |seq[-1] - limit| from the last two increments (geometric convergence).
+
+    Increments at rounding level (below 1e-14 of the sequence's scale) mean the recursion
+    sits at its floating-point fixed point."""
+    scale = jnp.maximum(1.0, jnp.max(jnp.abs(seq[-1])))
+    d1 = jnp.max(jnp.abs(seq[-1] - seq[-2]))
+    d2 = jnp.max(jnp.abs(seq[-2] - seq[-3]))
+    rho = jnp.clip(d1 / jnp.maximum(d2, 1e-300), 0.0, 0.999999)
+    return jnp.where(d1 <= 1e-14 * scale, d1, d1 * rho / (1.0 - rho) + d1)
+
+
+def steady_covariances(P0, F, Q, J, L: int, tol: float = 1e-11) -> SteadyCovariances:
+    """Covariance recursions for time-invariant (F, Q, J), over ``L`` steps (static).
+
+    ``converged`` is True when the filter and the backward smoother recursions have
+    reached their fixed points to within ``tol`` (relative to the covariance scale),
+    so that every result built from these buffers is exact to about ``tol``.
+    """
+    d = F.shape[0]
+    eye = jnp.eye(d, dtype=F.dtype)
+
+    def fwd(P, _):
+        Lp = jnp.linalg.cholesky(P)
+        S = eye + Lp.T @ J @ Lp
+        Ls = jnp.linalg.cholesky(_sym(S))
+        W = solve_triangular(Ls, Lp.T, lower=True)
+        Sig = W.T @ W
+        P_n = _sym(F @ Sig @ F.T + Q)
+        G = cho_solve((jnp.linalg.cholesky(P_n), True), F @ Sig).T
+        return P_n, (Sig, P, G, 2.0 * jnp.sum(jnp.log(jnp.diag(Ls))))
+
+    _, (filt, pred, gain, logdet) = jax.lax.scan(fwd, _sym(P0), None, length=L)
+    Sig_inf, G_inf = filt[-1], gain[-1]
+
+    def joseph(Sig, G, Ss_n):
+        IGF = eye - G @ F
+        return _sym(IGF @ Sig @ IGF.T + G @ (Q + Ss_n) @ G.T)
+
+    def tail_step(Ss_n, _):
+        Ss = joseph(Sig_inf, G_inf, Ss_n)
+        return Ss, Ss
+
+    _, tail_rest = jax.lax.scan(tail_step, Sig_inf, None, length=L - 1)
+    tail = jnp.concatenate([Sig_inf[None], tail_rest], axis=0)
+    S_inf = tail[-1]
+
+    def head_step(Ss_n, inp):
+        Sig, G = inp
+        Ss = joseph(Sig, G, Ss_n)
+        return Ss, Ss
+
+    _, head = jax.lax.scan(head_step, S_inf, (filt, gain), reverse=True)
+    scale = jnp.maximum(1.0, jnp.max(jnp.abs(S_inf)))
+    err = jnp.maximum(
+        jnp.maximum(_geometric_bound(filt), _geometric_bound(gain)), _geometric_bound(tail)
+    )
+    return SteadyCovariances(filt, pred, gain, logdet, head, tail, err < tol * scale, err)
+
+
+class SteadyPosterior(NamedTuple):
+    """Steady-path output for one trial: means only; covariances live in
+    :class:`SteadyCovariances` and are shared by every trial of the batch."""
+
+    filtered_means: jax.Array
+    predicted_means: jax.Array
+    smoothed_means: jax.Array
+    log_likelihoods: jax.Array
+
+
+def steady_filter_smooth(m0, F, a, J, h, r, cov: SteadyCovariances) -> SteadyPosterior:
+    """Mean recursions of the filter and smoother on the steady-state path.
+
+    Requires T > 2L (L = buffer length of ``cov``) and ``cov.converged``. ``a`` (T, d) as in
+    :func:`filter_smooth`. Each step is a pair of matrix-vector products.
+    """
+    T, d = h.shape
+    L = cov.filt.shape[0]
+    idx = jnp.minimum(jnp.arange(T), L - 1)
+    eye = jnp.eye(d, dtype=h.dtype)
+    K = eye[None] - cov.filt @ J  # (L, d, d): mu = K m + Sig h
+
+    def fwd(m, inp):
+        i, a_n, h_t = inp
+        mu = K[i] @ m + cov.filt[i] @ h_t
+        return F @ mu + a_n, (mu, m)
+
+    a_next = jnp.concatenate([a[1:], a[-1:]], axis=0)
+    _, (mus, ms) = jax.lax.scan(fwd, m0, (idx, a_next, h))
+
+    def bwd(ms_n, inp):
+        i, mu, m_n = inp
+        ms_t = mu + cov.gain[i] @ (ms_n - m_n)
+        return ms_t, ms_t
+
+    _, msm = jax.lax.scan(bwd, mus[-1], (idx[:-1], mus[:-1], ms[1:]), reverse=True)
+    sm = jnp.concatenate([msm, mus[-1:]], axis=0)
+
+    # per-step log-likelihood, covariance buffers split statically at L
+    resid = h - ms @ J.T
+    base = r - 2.0 * jnp.sum(ms * h, axis=1) + jnp.sum(ms * (ms @ J.T), axis=1)
+    q_head = jnp.einsum("ti,tij,tj->t", resid[:L], cov.filt, resid[:L])
+    q_tail = jnp.einsum("ti,ij,tj->t", resid[L:], cov.filt[-1], resid[L:])
+    ld = jnp.concatenate([cov.logdet, jnp.full((T - L,), cov.logdet[-1])])
+    lls = -0.5 * (base + ld - jnp.concatenate([q_head, q_tail]))
+    return SteadyPosterior(mus, ms, sm, lls)
+
+
+def steady_cov_sums(cov: SteadyCovariances, T: int):
+    """Sums of smoothed covariances for a trial of length T (> 2L), without (T, d, d) arrays.
+
+    Returns (sum_all, first, last, sum_cross) where sum_all = sum_t Cov(x_t),
+    first = Cov(x_0), last = Cov(x_{T-1}), sum_cross = sum_{t>=1} Cov(x_t, x_{t-1}).
+    """
+    L = cov.filt.shape[0]
+    S_inf = cov.tail[-1]
+    G_inf = cov.gain[-1]
+    sum_late = (T - 2 * L) * S_inf + jnp.sum(cov.tail, axis=0)  # t = L .. T-1
+    sum_all = jnp.sum(cov.head, axis=0) + sum_late
+    # cross_{t+1} = Ss_{t+1} G_t' for t = 0..T-2
+    cross_head = jnp.einsum("tij,tkj->ik", cov.head[1:], cov.gain[: L - 1])
+    sum_cross = cross_head + sum_late @ G_inf.T
+    return sum_all, cov.head[0], cov.tail[0], sum_cross
+
+
+def steady_smoothed_covs(cov: SteadyCovariances, T: int):
+    """Materialise (T, d, d) smoothed covariances and cross-covariances (for user output)."""
+    L = cov.filt.shape[0]
+    t = jnp.arange(T)
+    j = jnp.clip(T - 1 - t, 0, L - 1)
+    Ss = jnp.where((t < L)[:, None, None], cov.head[jnp.minimum(t, L - 1)], cov.tail[j])
+    G = cov.gain[jnp.minimum(t, L - 1)]
+    cross = jnp.einsum("tij,tkj->tik", Ss[1:], G[:-1])
+    cross = jnp.concatenate([jnp.zeros_like(cross[:1]), cross], axis=0)
+    return Ss, cross
+
+
+def steady_filtered_covs(cov: SteadyCovariances, T: int):
+    """Materialise (T, d, d) filtered and predicted covariances (for user output)."""
+    L = cov.filt.shape[0]
+    idx = jnp.minimum(jnp.arange(T), L - 1)
+    return cov.filt[idx], cov.pred[idx]

@@ -1,0 +1,337 @@
+"""E-step and exact M-step of the LG-SSM (pure JAX, jit-compiled once per shape).
+
+Two E-step paths share the kernel in :mod:`spikessm.kernels.kalman`:
+
+* ``steady``: time-invariant parameters, nothing missing, equal-length trials. The
+  covariance recursions are data-independent: computed once over a short buffer, shared
+  by every trial, and the data enter only through matrix-vector scans. No (T, d, d)
+  array is built. The log-likelihood's data term uses precomputed sums (no per-step
+  N x N work).
+* ``general``: missing entries (NaN), ragged trials (padded; padding carries no
+  information), or forced by the user. One sequential Cholesky pass per step, O(d^3).
+
+Sufficient statistics are sums over trials and time; the M-step is a (conditional,
+when some parameters are frozen) least-squares regression for [A b B] and [C d D]
+followed by the covariance update, all in closed form. With diagonal/isotropic R and
+missing entries the emission regression is done channel by channel on the observed
+steps (exact); with a full R and missing entries the missing values are treated as
+latent and imputed with their conditional moments (Shumway & Stoffer 1982), which is
+also exact EM.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.linalg import cho_solve
+
+from ...kernels import kalman as K
+
+LOG_2PI = K.LOG_2PI
+
+
+class Data(NamedTuple):
+    """Device-side trial data. y (K, T, N) zero where missing; mask (K, T, N);
+    valid (K, T); u (K, T, q)."""
+
+    y: jax.Array
+    mask: jax.Array
+    valid: jax.Array
+    u: jax.Array
+
+
+class DataSums(NamedTuple):
+    """Data-only sums, computed once per fit: Syy (N, N) = sum y y' over observed
+    entries (zeros where missing), Syo (N, 1+q) = sum y [1, u]', Soo (1+q, 1+q),
+    n_obs (N,) observed count per channel."""
+
+    Syy: jax.Array
+    Syo: jax.Array
+    Soo: jax.Array
+    n_obs: jax.Array
+
+
+class Stats(NamedTuple):
+    """Expected sufficient statistics (sums over trials and valid steps).
+
+    Dynamics regression x_t on z = [x_{t-1}, 1, u_t] (t >= 1): Szz_dyn (p, p),
+    Sxz_dyn (d, p), Sxx_dyn (d, d), n_dyn. Emission regression y_t on z = [x_t, 1, u_t]:
+    Szz_em (N, p, p) per channel (identical rows when nothing is missing), Syz (N, p),
+    Syy (N, N), n_em (N,). Initial state: mu0 (K, d) smoothed means, S0 (d, d) summed
+    covariances. ll: marginal log-likelihood (sum over trials).
+    """
+
+    Szz_dyn: jax.Array
+    Sxz_dyn: jax.Array
+    Sxx_dyn: jax.Array
+    n_dyn: jax.Array
+    Szz_em: jax.Array
+    Syz: jax.Array
+    Syy: jax.Array
+    n_em: jax.Array
+    mu0: jax.Array
+    S0: jax.Array
+    ll: jax.Array
+
+
+def data_sums(data: Data) -> DataSums:
+    m = (data.mask & data.valid[..., None]).astype(data.y.dtype)
+    y = data.y * m
+    ones = data.valid[..., None].astype(y.dtype)
+    o = jnp.concatenate([ones, data.u], axis=-1)  # (K, T, 1+q)
+    Syy = jnp.einsum("ktn,ktm->nm", y, y)
+    Syo = jnp.einsum("ktn,kto->no", y, o)
+    Soo = jnp.einsum("kto,ktp->op", o, o)
+    return DataSums(Syy, Syo, Soo, jnp.sum(m, axis=(0, 1)))
+
+
+def _pad_cov(S, p):
+    d = S.shape[-1]
+    return jnp.zeros(S.shape[:-2] + (p, p), S.dtype).at[..., :d, :d].set(S)
+
+
+def _zvec(mu, u, valid):
+    """z_t = [mu_t, 1, u_t] masked by valid: (K, T, p)."""
+    one = valid[..., None].astype(mu.dtype)
+    return jnp.concatenate([mu * one, one, u * one], axis=-1)
+
+
+def _dynamics_stats(mu, u, valid, cov_prev, cov_next, cross_sum):
+    """Regression sums for t >= 1 from smoothed means (K, T, d) and covariance sums."""
+    p = mu.shape[-1] + 1 + u.shape[-1]
+    v = valid[:, 1:]
+    zp = _zvec(mu[:, :-1], u[:, 1:], v)
+    xn = mu[:, 1:] * v[..., None]
+    Szz = jnp.einsum("kti,ktj->ij", zp, zp) + _pad_cov(cov_prev, p)
+    Sxz = jnp.einsum("kti,ktj->ij", xn, zp)
+    Sxz = Sxz.at[:, : mu.shape[-1]].add(cross_sum)
+    Sxx = jnp.einsum("kti,ktj->ij", xn, xn) + cov_next
+    return Szz, Sxz, Sxx, jnp.sum(v).astype(mu.dtype)
+
+
+def _params_j(P, diag):
+    """Parameters dict with R as variances (N,) when ``diag``."""
+    return {**P, "R": jnp.diag(P["R"]) if diag else P["R"]}
+
+
+# ------------------------------------------------------------------------------------
+# steady path
+# ------------------------------------------------------------------------------------
+@partial(jax.jit, static_argnames=("diag", "L"))
+def estep_steady(P, data: Data, sums: DataSums, diag: bool, L: int):
+    """E-step on the steady-state path. Returns (Stats, converged flag)."""
+    Pj = _params_j(P, diag)
+    C, R = Pj["C"], Pj["R"]
+    Kn, T, N = data.y.shape
+    d = C.shape[1]
+    W_o = jnp.concatenate([P["d"][:, None], P["D"]], axis=1)  # (N, 1+q)
+    if diag:
+        RinvC = C / R[:, None]
+        logdetR = jnp.sum(jnp.log(R))
+    else:
+        Lr = jnp.linalg.cholesky(R)
+        RinvC = cho_solve((Lr, True), C)
+        logdetR = 2.0 * jnp.sum(jnp.log(jnp.diag(Lr)))
+    J = K._sym(C.T @ RinvC)
+    off = P["d"] + data.u @ P["D"].T
+    h = (data.y - off) @ RinvC  # (K, T, d): one batched product
+    cov = K.steady_covariances(P["P0"], P["A"], P["Q"], J, L)
+    a = P["b"] + data.u @ P["B"].T
+    zeros = jnp.zeros((T,), h.dtype)
+    post = jax.vmap(K.steady_filter_smooth, in_axes=(None, None, 0, None, 0, None, None))(
+        P["m0"], P["A"], a, J, h, zeros, cov)
+    # data term of the log-likelihood: tr(R^-1 sum_t e_t e_t'), e = y - W_o o
+    See = (sums.Syy - sums.Syo @ W_o.T - W_o @ sums.Syo.T + W_o @ sums.Soo @ W_o.T)
+    if diag:
+        quad = jnp.sum(jnp.diag(See) / R)
+    else:
+        quad = jnp.trace(cho_solve((Lr, True), See))
+    ll = jnp.sum(post.log_likelihoods) - 0.5 * (quad + Kn * T * (N * LOG_2PI + logdetR))
+
+    mu = post.smoothed_means
+    s_all, s_first, s_last, s_cross = K.steady_cov_sums(cov, T)
+    valid = data.valid
+    Szz_d, Sxz_d, Sxx_d, n_d = _dynamics_stats(
+        mu, data.u, valid, Kn * (s_all - s_last), Kn * (s_all - s_first), Kn * s_cross)
+    p = d + 1 + data.u.shape[-1]
+    z = _zvec(mu, data.u, valid)
+    Szz = jnp.einsum("kti,ktj->ij", z, z) + _pad_cov(Kn * s_all, p)
+    Syz = jnp.einsum("ktn,ktj->nj", data.y, z)
+    st = Stats(Szz_d, Sxz_d, Sxx_d, n_d, jnp.broadcast_to(Szz, (N, p, p)), Syz, sums.Syy,
+               sums.n_obs, mu[:, 0], Kn * s_first, ll)
+    return st, cov.converged
+
+
+# ------------------------------------------------------------------------------------
+# general path
+# ------------------------------------------------------------------------------------
+def _posterior_general(P, data: Data, diag: bool):
+    Pj = _params_j(P, diag)
+    off = P["d"] + data.u @ P["D"].T
+    m = data.mask & data.valid[..., None]
+    J, h, r = jax.vmap(
+        lambda e, mk: K.gaussian_information(e, mk, Pj["C"], Pj["R"], diagonal=diag)
+    )(data.y - off, m)
+    a = P["b"] + data.u @ P["B"].T
+    post = jax.vmap(K.filter_smooth, in_axes=(None, None, None, 0, None, 0, 0, 0))(
+        P["m0"], P["P0"], P["A"], a, P["Q"], J, h, r)
+    return post
+
+
+@partial(jax.jit, static_argnames=("diag",))
+def posterior_general(P, data: Data, diag: bool):
+    """Full filter/smoother output (K-batched :class:`~spikessm.kernels.kalman.Posterior`)."""
+    return _posterior_general(P, data, diag)
+
+
+def _impute_full_R(P, data: Data, mu, S):
+    """Emission sums with a full R and missing entries: missing y's are latent.
+
+    Returns Syz (N, p), Syy (N, N). Accumulated step by step (no (T, N, N) array)."""
+    C, R = P["C"], P["R"]
+    N, d = C.shape
+    eye = jnp.eye(N, dtype=C.dtype)
+    Kn, T, _ = data.y.shape
+    p = d + 1 + data.u.shape[-1]
+    m_all = (data.mask & data.valid[..., None]).astype(C.dtype)
+
+    def one(carry, inp):
+        Syz, Syy = carry
+        y_t, m_t, u_t, v_t, mu_t, S_t = inp
+        Rt = R * m_t[:, None] * m_t[None, :] + jnp.diag(1.0 - m_t)
+        Po = cho_solve((jnp.linalg.cholesky(Rt), True), jnp.diag(m_t)) * m_t[:, None]
+        Kg = R @ Po
+        off = P["d"] + P["D"] @ u_t
+        Fm = (eye - Kg) @ C
+        g = (eye - Kg) @ off + Kg @ (y_t * m_t)
+        Ey = Fm @ mu_t + g
+        z = jnp.concatenate([mu_t, jnp.ones((1,), C.dtype), u_t])
+        Exz = jnp.outer(mu_t, z).at[:, :d].add(S_t)  # E[x z']
+        Eyz = Fm @ Exz + jnp.outer(g, z)
+        Eyy = Fm @ S_t @ Fm.T + jnp.outer(Ey, Ey) + K._sym(R - R @ Po @ R)
+        return (Syz + v_t * Eyz, Syy + v_t * Eyy), None
+
+    flat = lambda x: x.reshape((Kn * T,) + x.shape[2:])
+    init = (jnp.zeros((N, p), C.dtype), jnp.zeros((N, N), C.dtype))
+    (Syz, Syy), _ = jax.lax.scan(
+        one, init, (flat(data.y), flat(m_all), flat(data.u),
+                    flat(data.valid.astype(C.dtype)), flat(mu), flat(S)))
+    return Syz, Syy
+
+
+@partial(jax.jit, static_argnames=("diag", "missing"))
+def estep_general(P, data: Data, sums: DataSums, diag: bool, missing: bool):
+    """E-step on the general path (missing entries, ragged trials). Returns Stats."""
+    post = _posterior_general(P, data, diag)
+    mu, S, X = post.smoothed_means, post.smoothed_covs, post.cross_covs
+    valid = data.valid
+    vf = valid.astype(mu.dtype)
+    Kn, T, N = data.y.shape
+    d = mu.shape[-1]
+    p = d + 1 + data.u.shape[-1]
+    cov_prev = jnp.einsum("kt,ktij->ij", vf[:, 1:], S[:, :-1])
+    cov_next = jnp.einsum("kt,ktij->ij", vf[:, 1:], S[:, 1:])
+    cross = jnp.einsum("kt,ktij->ij", vf[:, 1:], X[:, 1:])
+    Szz_d, Sxz_d, Sxx_d, n_d = _dynamics_stats(mu, data.u, valid, cov_prev, cov_next, cross)
+    z = _zvec(mu, data.u, valid)
+    ll = jnp.sum(post.log_likelihoods * vf)
+    if missing and diag:
+        m = (data.mask & valid[..., None]).astype(mu.dtype)
+        Szz = jnp.einsum("ktn,kti,ktj->nij", m, z, z) + _pad_cov(
+            jnp.einsum("ktn,ktij->nij", m, S), p)
+        Syz = jnp.einsum("ktn,ktj->nj", data.y * m, z)
+        Syy, n_em = sums.Syy, sums.n_obs
+    else:
+        Szz1 = jnp.einsum("kti,ktj->ij", z, z) + _pad_cov(jnp.einsum("kt,ktij->ij", vf, S), p)
+        Szz = jnp.broadcast_to(Szz1, (N, p, p))
+        n_em = jnp.full((N,), jnp.sum(vf))
+        if missing:
+            Syz, Syy = _impute_full_R(P, data, mu, S)
+        else:
+            Syz = jnp.einsum("ktn,ktj->nj", data.y, z)
+            Syy = sums.Syy
+    return Stats(Szz_d, Sxz_d, Sxx_d, n_d, Szz, Syz, Syy, n_em, mu[:, 0], jnp.sum(S[:, 0], 0),
+                 ll)
+
+
+# ------------------------------------------------------------------------------------
+# M-step
+# ------------------------------------------------------------------------------------
+def _regress(Syz, Szz, W_old, free):
+    """Conditional least squares: columns where ``free`` is False keep W_old's values.
+
+    Syz (n, p), Szz (p, p), W_old (n, p), free: static tuple of bools (length p).
+    """
+    fi = [i for i, f in enumerate(free) if f]
+    xi = [i for i, f in enumerate(free) if not f]
+    if not fi:
+        return W_old
+    fi_a = jnp.array(fi)
+    rhs = Syz[:, fi_a]
+    if xi:
+        xi_a = jnp.array(xi)
+        rhs = rhs - W_old[:, xi_a] @ Szz[jnp.ix_(xi_a, fi_a)]
+    Sff = K._sym(Szz[jnp.ix_(fi_a, fi_a)])
+    Wf = cho_solve((jnp.linalg.cholesky(Sff), True), rhs.T).T
+    return W_old.at[:, fi_a].set(Wf)
+
+
+def _cov_update(Syy, Syz, Szz, W, n, kind):
+    M = Syy - W @ Syz.T - Syz @ W.T + W @ Szz @ W.T
+    M = K._sym(M) / n
+    if kind == "diagonal":
+        return jnp.diag(jnp.diag(M))
+    if kind == "isotropic":
+        return jnp.trace(M) / M.shape[0] * jnp.eye(M.shape[0], dtype=M.dtype)
+    return M
+
+
+def _free_cols(d, q, names, frozen):
+    """Static free-column mask for a [M (d) | offset (1) | inputs (q)] regression."""
+    a, o, i = names
+    return (a not in frozen,) * d + (o not in frozen,) + (i not in frozen,) * q
+
+
+@partial(jax.jit, static_argnames=("frozen", "q_type", "r_type", "per_channel"))
+def mstep(P, st: Stats, frozen: tuple, q_type: str, r_type: str, per_channel: bool):
+    """Exact (conditional) M-step. ``frozen`` names parameters kept at their values."""
+    d = P["A"].shape[0]
+    q = P["B"].shape[1]
+    new = dict(P)
+    # dynamics
+    W_old = jnp.concatenate([P["A"], P["b"][:, None], P["B"]], axis=1)
+    W = _regress(st.Sxz_dyn, st.Szz_dyn, W_old, _free_cols(d, q, ("A", "b", "B"), frozen))
+    new["A"], new["b"], new["B"] = W[:, :d], W[:, d], W[:, d + 1:]
+    if "Q" not in frozen:
+        new["Q"] = _cov_update(st.Sxx_dyn, st.Sxz_dyn, st.Szz_dyn, W, st.n_dyn, q_type)
+    # emissions
+    W_old = jnp.concatenate([P["C"], P["d"][:, None], P["D"]], axis=1)
+    free = _free_cols(d, q, ("C", "d", "D"), frozen)
+    if per_channel:
+        W = jax.vmap(lambda s, S, w: _regress(s[None], S, w[None], free)[0])(
+            st.Syz, st.Szz_em, W_old)
+    else:
+        W = _regress(st.Syz, st.Szz_em[0], W_old, free)
+    new["C"], new["d"], new["D"] = W[:, :d], W[:, d], W[:, d + 1:]
+    if "R" not in frozen:
+        if per_channel:
+            syy = jnp.diag(st.Syy)
+            num = (syy - 2.0 * jnp.sum(W * st.Syz, axis=1)
+                   + jnp.einsum("ni,nij,nj->n", W, st.Szz_em, W))
+            if r_type == "isotropic":
+                new["R"] = jnp.sum(num) / jnp.sum(st.n_em) * jnp.eye(W.shape[0], dtype=W.dtype)
+            else:
+                new["R"] = jnp.diag(num / st.n_em)
+        else:
+            new["R"] = _cov_update(st.Syy, st.Syz, st.Szz_em[0], W, st.n_em[0], r_type)
+    # initial state
+    Kn = st.mu0.shape[0]
+    if "m0" not in frozen:
+        new["m0"] = jnp.mean(st.mu0, axis=0)
+    if "P0" not in frozen:
+        dev = st.mu0 - new["m0"]
+        new["P0"] = K._sym((st.S0 + dev.T @ dev) / Kn)
+    return new

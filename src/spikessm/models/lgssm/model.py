@@ -1,0 +1,490 @@
+"""The linear-Gaussian state-space model: EM, SGD, inference, forecasts, sampling.
+
+The model object holds configuration only (dimensions, covariance structures); parameters
+are passed explicitly and results come back as frozen dataclasses of NumPy arrays.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..._jax import x64
+from ...data.trials import TrialBatch, pack_trials
+from ...kernels import kalman as K
+from . import em as E
+from .params import (
+    PARAM_NAMES,
+    LGSSMParams,
+    check_cov_type,
+    check_frozen,
+    make_params,
+    replace_fields,
+    structure,
+)
+
+PATHS = ("auto", "steady", "general")
+
+
+@dataclass(frozen=True)
+class EMResult:
+    """Result of :meth:`LinearGaussianSSM.fit_em`.
+
+    params: fitted parameters; log_likelihoods (n_iter,): marginal log-likelihood of the
+    parameters *entering* each iteration (monotone non-decreasing for exact EM);
+    log_likelihood: marginal log-likelihood of the returned parameters; converged: the
+    tolerance was met; n_iter: iterations run; path: 'steady' or 'general'; seconds:
+    wall time of the iterations.
+    """
+
+    params: LGSSMParams
+    log_likelihoods: np.ndarray
+    log_likelihood: float
+    converged: bool
+    n_iter: int
+    path: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class PosteriorResult:
+    """Filtered/smoothed moments. Arrays have a leading trial axis (K, T_max, ...) unless a
+    single (T, N) trial was given; ragged trials are padded with NaN beyond ``lengths``.
+
+    filtered_means (T, d), filtered_covs (T, d, d), predicted_means (T, d),
+    predicted_covs (T, d, d), smoothed_means (T, d) and smoothed_covs (T, d, d) (None for
+    ``filter``), cross_covs (T, d, d) = Cov(x_t, x_{t-1} | y) (zero at t = 0),
+    log_likelihood: marginal log-likelihood per trial (K,) or scalar, lengths (K,).
+    """
+
+    filtered_means: np.ndarray
+    filtered_covs: np.ndarray
+    predicted_means: np.ndarray
+    predicted_covs: np.ndarray
+    smoothed_means: np.ndarray | None
+    smoothed_covs: np.ndarray | None
+    cross_covs: np.ndarray | None
+    log_likelihood: np.ndarray | float
+    lengths: np.ndarray
+
+
+@dataclass(frozen=True)
+class PredictiveResult:
+    """Posterior predictive of the emissions given all data: mean (T, N) and std (T, N)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+
+@dataclass(frozen=True)
+class ForecastResult:
+    """h-step forecast past the end of each trial: state_means (K, h, d), state_covs
+    (K, h, d, d), emission_means (K, h, N), emission_covs (K, h, N, N) (no K axis for a
+    single trial)."""
+
+    state_means: np.ndarray
+    state_covs: np.ndarray
+    emission_means: np.ndarray
+    emission_covs: np.ndarray
+
+
+def _to_j(p: LGSSMParams) -> dict:
+    return {k: jnp.asarray(getattr(p, k)) for k in PARAM_NAMES}
+
+
+def _from_j(P: dict, original: LGSSMParams, frozen=()) -> LGSSMParams:
+    out = {k: np.array(P[k], dtype=np.float64) for k in PARAM_NAMES}
+    for k in frozen:  # bitwise-unchanged frozen parameters
+        out[k] = getattr(original, k).copy()
+    return replace_fields(original, **out)
+
+
+def _data(batch: TrialBatch) -> E.Data:
+    return E.Data(jnp.asarray(batch.y), jnp.asarray(batch.mask), jnp.asarray(batch.valid),
+                  jnp.asarray(batch.inputs))
+
+
+def _check_int(value, name, low):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return int(value)
+
+
+class LinearGaussianSSM:
+    """Linear-Gaussian state-space model (configuration only; parameters are explicit).
+
+    Args:
+      state_dim: latent dimension d >= 1.
+      emission_dim: number of channels N (optional; checked against data and params).
+      input_dim: number of input covariates q (default 0).
+      dynamics_covariance, emission_covariance: 'full', 'diagonal' or 'isotropic'
+        structure of Q and R kept by EM and SGD.
+
+    Example:
+      >>> import numpy as np
+      >>> from spikessm import LinearGaussianSSM
+      >>> model = LinearGaussianSSM(state_dim=2, emission_dim=5)
+      >>> truth = model.random_params(seed=0)
+      >>> x, y = model.sample(truth, n_steps=200, seed=1)
+      >>> fit = model.fit_em(y, max_iter=20, progress=False)
+      >>> bool(np.all(np.diff(fit.log_likelihoods) > -1e-8))
+      True
+    """
+
+    def __init__(self, state_dim: int, emission_dim: int | None = None, input_dim: int = 0,
+                 *, dynamics_covariance: str = "full", emission_covariance: str = "full"):
+        self.state_dim = _check_int(state_dim, "state_dim", 1)
+        self.emission_dim = None if emission_dim is None else _check_int(
+            emission_dim, "emission_dim", 1)
+        self.input_dim = _check_int(input_dim, "input_dim", 0)
+        self.dynamics_covariance = check_cov_type(dynamics_covariance, "dynamics_covariance")
+        self.emission_covariance = check_cov_type(emission_covariance, "emission_covariance")
+
+    def __repr__(self) -> str:
+        return (f"LinearGaussianSSM(state_dim={self.state_dim}, emission_dim="
+                f"{self.emission_dim}, input_dim={self.input_dim}, dynamics_covariance="
+                f"{self.dynamics_covariance!r}, emission_covariance="
+                f"{self.emission_covariance!r})")
+
+    # ------------------------------------------------------------------ parameters
+    def random_params(self, seed: int = 0, emission_dim: int | None = None) -> LGSSMParams:
+        """Random stable parameters (seeded): A = 0.95 x random rotation, C ~ N(0, 1)."""
+        N = emission_dim or self.emission_dim
+        if N is None:
+            raise ValueError("emission_dim is required (model or argument)")
+        rng = np.random.default_rng(seed)
+        d, q = self.state_dim, self.input_dim
+        Qr, _ = np.linalg.qr(rng.standard_normal((d, d)))
+        A = 0.95 * Qr
+        return make_params(A=A, C=rng.standard_normal((N, d)), Q=0.1 * np.eye(d),
+                           R=0.5 * np.eye(N), d=rng.standard_normal(N),
+                           B=0.1 * rng.standard_normal((d, q)),
+                           D=0.1 * rng.standard_normal((N, q)))
+
+    def _check_params(self, params, N=None) -> LGSSMParams:
+        if not isinstance(params, LGSSMParams):
+            raise TypeError(f"params must be LGSSMParams, got {type(params).__name__}")
+        if params.state_dim != self.state_dim:
+            raise ValueError(f"params has state_dim {params.state_dim}; model has "
+                             f"{self.state_dim}")
+        if params.input_dim != self.input_dim:
+            raise ValueError(f"params has input_dim {params.input_dim}; model has "
+                             f"{self.input_dim}")
+        n = N or self.emission_dim
+        if n is not None and params.emission_dim != n:
+            raise ValueError(f"params has emission_dim {params.emission_dim}; expected {n}")
+        return params
+
+    def _batch(self, observations, inputs, min_length=2) -> TrialBatch:
+        return pack_trials(observations, inputs, min_length=min_length,
+                           emission_dim=self.emission_dim, input_dim=self.input_dim)
+
+    def initialize(self, observations, inputs=None, *, method: str = "pca",
+                   seed: int = 0) -> LGSSMParams:
+        """Data-driven initial parameters.
+
+        'pca': C from the leading principal components, latents from the projection,
+        A and Q by least squares on those latents, R from the residual variances.
+        'random': random rotation dynamics and loadings scaled to the data (seeded).
+        """
+        batch = self._batch(observations, inputs)
+        return self._initialize(batch, method, seed)
+
+    def _initialize(self, batch: TrialBatch, method: str, seed: int) -> LGSSMParams:
+        if method not in ("pca", "random"):
+            raise ValueError(f"init must be 'pca' or 'random', got {method!r}")
+        d, q = self.state_dim, self.input_dim
+        obs = batch.mask & batch.valid[..., None]
+        Y = np.where(obs, batch.y, np.nan)
+        mean = np.nanmean(Y.reshape(-1, Y.shape[-1]), axis=0)
+        var = np.nanvar(Y.reshape(-1, Y.shape[-1]), axis=0)
+        var = np.where(var > 0, var, 1.0)
+        N = mean.shape[0]
+        rng = np.random.default_rng(seed)
+        if method == "random":
+            Qr, _ = np.linalg.qr(rng.standard_normal((d, d)))
+            C = rng.standard_normal((N, d)) * np.sqrt(var)[:, None] / np.sqrt(d)
+            p = make_params(A=0.9 * Qr, C=C, Q=np.eye(d), R=np.diag(0.5 * var), d=mean,
+                            B=np.zeros((d, q)), D=np.zeros((N, q)))
+            return self._structured(p)
+        Z = np.where(obs, batch.y - mean, 0.0)
+        flat = Z[batch.valid]
+        _, s, Vt = np.linalg.svd(flat, full_matrices=False)
+        V = Vt[: min(d, Vt.shape[0])].T
+        if V.shape[1] < d:  # fewer channels than latents: pad with random directions
+            V = np.concatenate([V, rng.standard_normal((N, d - V.shape[1])) * 1e-3], axis=1)
+        scale = np.maximum(s[: V.shape[1]] if s.size >= d else np.ones(d), 1e-12)
+        scale = np.concatenate([scale, np.ones(d - scale.size)])[:d] / np.sqrt(len(flat))
+        C = V * scale
+        X = Z @ V / scale  # (K, T, d) unit-variance latents
+        Xp = X[:, :-1][batch.valid[:, 1:]]
+        Xn = X[:, 1:][batch.valid[:, 1:]]
+        A = np.linalg.lstsq(Xp, Xn, rcond=None)[0].T
+        rad = np.max(np.abs(np.linalg.eigvals(A))) if d else 0
+        if rad >= 0.999:
+            A = A * (0.99 / rad)
+        resid = Xn - Xp @ A.T
+        Q = np.cov(resid.T).reshape(d, d) + 1e-6 * np.eye(d)
+        Rv = np.nanvar((Y - mean - X @ C.T).reshape(-1, N), axis=0)
+        Rv = np.maximum(Rv, 1e-3 * var)
+        m0 = X[:, 0].mean(axis=0)
+        p = make_params(A=A, C=C, Q=Q, R=np.diag(Rv), d=mean, m0=m0, P0=np.eye(d),
+                        B=np.zeros((d, q)), D=np.zeros((N, q)))
+        return self._structured(p)
+
+    def _structured(self, p: LGSSMParams) -> LGSSMParams:
+        return replace_fields(p, Q=structure(p.Q, self.dynamics_covariance),
+                              R=structure(p.R, self.emission_covariance))
+
+    # ------------------------------------------------------------------ EM
+    @x64
+    def fit_em(self, observations, inputs=None, *, params: LGSSMParams | None = None,
+               frozen=(), max_iter: int = 100, tol: float = 1e-7, init: str = "pca",
+               seed: int = 0, path: str = "auto", progress: bool = True,
+               steady_buffer: int = 256) -> EMResult:
+        """Fit by exact EM.
+
+        Args:
+          observations: (T, N), (K, T, N) or a list of (T_k, N) arrays; NaN = missing.
+          inputs: matching (T, q) / (K, T, q) / list, when ``input_dim > 0``.
+          params: initial parameters (default: :meth:`initialize` with ``init``, ``seed``).
+          frozen: names of parameters EM keeps exactly (e.g. ``("A", "Q")``); the others
+            get their exact conditional M-step.
+          max_iter: maximum EM iterations; tol: stop when the relative log-likelihood
+            gain per iteration falls below ``tol`` (0 runs all ``max_iter``).
+          path: 'auto' (steady-state path when nothing is missing, trials have equal
+            length and are longer than ``2 * steady_buffer`` or long enough to converge),
+            'steady' or 'general'.
+          progress: show a tqdm progress bar.
+
+        Returns:
+          :class:`EMResult`. A warning is issued if the log-likelihood decreases.
+        """
+        max_iter = _check_int(max_iter, "max_iter", 1)
+        if not isinstance(tol, (int, float)) or not np.isfinite(tol) or tol < 0:
+            raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+        if path not in PATHS:
+            raise ValueError(f"path must be one of {PATHS}, got {path!r}")
+        frozen = check_frozen(frozen)
+        batch = self._batch(observations, inputs)
+        if params is None:
+            params = self._initialize(batch, init, seed)
+        params = self._check_params(params, batch.emission_dim)
+        diag = self.emission_covariance != "full"
+        data = _data(batch)
+        sums = E.data_sums(data)
+        T = batch.y.shape[1]
+        L = min(_check_int(steady_buffer, "steady_buffer", 8), (T - 1) // 2)
+        steady_ok = not batch.any_missing and not batch.ragged and L >= 8
+        if path == "steady" and not steady_ok:
+            raise ValueError("path='steady' needs complete data, equal-length trials and "
+                             f"T > 16; use path='general' (T={T}, missing="
+                             f"{batch.any_missing}, ragged={batch.ragged})")
+        use_steady = steady_ok and path != "general"
+        per_channel = batch.any_missing and diag
+        P = _to_j(params)
+        lls = []
+        converged = False
+        t0 = time.perf_counter()
+        bar = tqdm(total=max_iter, disable=not progress, desc="EM", leave=False)
+        for _ in range(max_iter):
+            st = None
+            if use_steady:
+                st, ok = E.estep_steady(P, data, sums, diag=diag, L=L)
+                if not bool(ok):
+                    use_steady = False  # covariance recursion did not settle: exact path
+                    st = None
+            if st is None:
+                st = E.estep_general(P, data, sums, diag=diag, missing=batch.any_missing)
+            P = E.mstep(P, st, frozen=frozen, q_type=self.dynamics_covariance,
+                        r_type=self.emission_covariance, per_channel=per_channel)
+            ll = float(st.ll)
+            if not np.isfinite(ll):
+                raise FloatingPointError("EM produced a non-finite log-likelihood; the "
+                                         "data may be degenerate (e.g. a constant channel)")
+            lls.append(ll)
+            bar.update(1)
+            bar.set_postfix(ll=f"{ll:.4f}")
+            if len(lls) > 1:
+                gain = lls[-1] - lls[-2]
+                if gain < -1e-8 * abs(lls[-2]):
+                    warnings.warn(f"EM log-likelihood decreased by {-gain:.3g}",
+                                  RuntimeWarning, stacklevel=2)
+                if tol > 0 and abs(gain) <= tol * abs(lls[-2]):
+                    converged = True
+                    break
+        bar.close()
+        seconds = time.perf_counter() - t0
+        out = _from_j(P, params, frozen)
+        final = self._log_prob_batch(out, batch)
+        return EMResult(out, np.array(lls), float(np.sum(final)), converged, len(lls),
+                        "steady" if use_steady else "general", seconds)
+
+    # ------------------------------------------------------------------ inference
+    def _posterior(self, params, batch):
+        diag = self.emission_covariance != "full"
+        return E.posterior_general(_to_j(params), _data(batch), diag=diag)
+
+    def _log_prob_batch(self, params, batch) -> np.ndarray:
+        post = self._posterior(params, batch)
+        return np.asarray(jnp.sum(post.log_likelihoods * jnp.asarray(batch.valid), axis=1))
+
+    def _unpack(self, arr, batch, single):
+        a = np.array(arr, dtype=np.float64)
+        inval = ~batch.valid
+        a[inval] = np.nan
+        return a[0] if single else a
+
+    @staticmethod
+    def _single(observations):
+        return not isinstance(observations, (list, tuple)) and np.ndim(observations) <= 2
+
+    @x64
+    def filter(self, params: LGSSMParams, observations, inputs=None) -> PosteriorResult:
+        """Kalman filter (information form): filtered and predicted moments and the
+        marginal log-likelihood; exact with NaN entries and ragged trials."""
+        return self._infer(params, observations, inputs, smooth=False)
+
+    @x64
+    def smooth(self, params: LGSSMParams, observations, inputs=None) -> PosteriorResult:
+        """RTS smoother: filtered, predicted and smoothed moments and lag-one
+        cross-covariances."""
+        return self._infer(params, observations, inputs, smooth=True)
+
+    def _infer(self, params, observations, inputs, smooth):
+        batch = self._batch(observations, inputs, min_length=1)
+        params = self._check_params(params, batch.emission_dim)
+        post = self._posterior(params, batch)
+        single = self._single(observations)
+        u = lambda a: self._unpack(a, batch, single)
+        ll = np.asarray(jnp.sum(post.log_likelihoods * jnp.asarray(batch.valid), axis=1))
+        return PosteriorResult(
+            u(post.filtered_means), u(post.filtered_covs), u(post.predicted_means),
+            u(post.predicted_covs), u(post.smoothed_means) if smooth else None,
+            u(post.smoothed_covs) if smooth else None, u(post.cross_covs) if smooth else None,
+            float(ll[0]) if single else ll, batch.lengths)
+
+    @x64
+    def log_prob(self, params: LGSSMParams, observations, inputs=None) -> float:
+        """Exact marginal log-likelihood log p(y) summed over trials (NaN entries skipped)."""
+        batch = self._batch(observations, inputs, min_length=1)
+        params = self._check_params(params, batch.emission_dim)
+        return float(np.sum(self._log_prob_batch(params, batch)))
+
+    def score(self, params: LGSSMParams, observations, inputs=None) -> float:
+        """Marginal log-likelihood per observed entry (higher is better)."""
+        batch = self._batch(observations, inputs, min_length=1)
+        n = int((batch.mask & batch.valid[..., None]).sum())
+        return self.log_prob(params, observations, inputs) / n
+
+    @x64
+    def posterior_predictive(self, params: LGSSMParams, observations,
+                             inputs=None) -> PredictiveResult:
+        """Mean and standard deviation of y_t given all the data (smoothed state pushed
+        through the emission model, plus R): (T, N) each, or (K, T, N)."""
+        batch = self._batch(observations, inputs, min_length=1)
+        params = self._check_params(params, batch.emission_dim)
+        post = self._posterior(params, batch)
+        C = jnp.asarray(params.C)
+        mean = post.smoothed_means @ C.T + params.d + jnp.asarray(batch.inputs) @ params.D.T
+        var = jnp.einsum("ni,ktij,nj->ktn", C, post.smoothed_covs, C) + np.diag(params.R)
+        single = self._single(observations)
+        return PredictiveResult(self._unpack(mean, batch, single),
+                                self._unpack(jnp.sqrt(var), batch, single))
+
+    @x64
+    def forecast(self, params: LGSSMParams, observations, horizon: int,
+                 inputs=None, future_inputs=None) -> ForecastResult:
+        """Mean and covariance of states and emissions ``1..horizon`` steps past the end
+        of each trial, given all of its data. ``future_inputs``: (horizon, q) or
+        (K, horizon, q) when ``input_dim > 0``."""
+        horizon = _check_int(horizon, "horizon", 1)
+        batch = self._batch(observations, inputs, min_length=1)
+        params = self._check_params(params, batch.emission_dim)
+        Kn, q = batch.n_trials, self.input_dim
+        if q:
+            if future_inputs is None:
+                raise ValueError("future_inputs is required when input_dim > 0")
+            fu = np.array(future_inputs, dtype=np.float64)
+            fu = np.broadcast_to(fu if fu.ndim == 3 else fu[None], (Kn, horizon, q))
+            if not np.all(np.isfinite(fu)):
+                raise ValueError("future_inputs must be finite")
+        else:
+            fu = np.zeros((Kn, horizon, 0))
+        post = self._posterior(params, batch)
+        last = batch.lengths - 1
+        idx = np.arange(Kn)
+        mu = np.asarray(post.filtered_means)[idx, last]
+        Sig = np.asarray(post.filtered_covs)[idx, last]
+        A, Q, C, R = params.A, params.Q, params.C, params.R
+        sm, sc, em, ec = [], [], [], []
+        for h in range(horizon):
+            mu = mu @ A.T + params.b + fu[:, h] @ params.B.T
+            Sig = A @ Sig @ A.T + Q
+            Sig = 0.5 * (Sig + np.swapaxes(Sig, -1, -2))
+            sm.append(mu)
+            sc.append(Sig)
+            em.append(mu @ C.T + params.d + fu[:, h] @ params.D.T)
+            ec.append(C @ Sig @ C.T + R)
+        out = [np.stack(v, axis=1) for v in (sm, sc, em, ec)]
+        if self._single(observations):
+            out = [o[0] for o in out]
+        return ForecastResult(*out)
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, params: LGSSMParams, n_steps: int, *, n_trials: int | None = None,
+               inputs=None, seed: int = 0):
+        """Draw (states, emissions): (T, d), (T, N), or (K, T, d), (K, T, N) when
+        ``n_trials`` is given. ``inputs``: (T, q) or (K, T, q)."""
+        n_steps = _check_int(n_steps, "n_steps", 1)
+        params = self._check_params(params)
+        K_ = 1 if n_trials is None else _check_int(n_trials, "n_trials", 1)
+        rng = np.random.default_rng(seed)
+        d, N, q = params.state_dim, params.emission_dim, params.input_dim
+        if q:
+            if inputs is None:
+                raise ValueError("inputs is required when input_dim > 0")
+            u = np.broadcast_to(np.asarray(inputs, dtype=np.float64).reshape(
+                (-1, n_steps, q)), (K_, n_steps, q))
+        else:
+            u = np.zeros((K_, n_steps, 0))
+        Lq, Lr, L0 = (np.linalg.cholesky(M) for M in (params.Q, params.R, params.P0))
+        x = np.empty((K_, n_steps, d))
+        x[:, 0] = params.m0 + rng.standard_normal((K_, d)) @ L0.T
+        for t in range(1, n_steps):
+            x[:, t] = (x[:, t - 1] @ params.A.T + params.b + u[:, t] @ params.B.T
+                       + rng.standard_normal((K_, d)) @ Lq.T)
+        y = (x @ params.C.T + params.d + u @ params.D.T
+             + rng.standard_normal((K_, n_steps, N)) @ Lr.T)
+        if n_trials is None:
+            return x[0], y[0]
+        return x, y
+
+
+def steady_state_posterior(params: LGSSMParams, observations, buffer: int = 256):
+    """Steady-path filter/smoother means and shared covariances (advanced use, tests).
+
+    Returns (SteadyPosterior batched over trials, SteadyCovariances)."""
+    with jax.enable_x64(True):
+        batch = pack_trials(observations, min_length=2 * buffer + 1, name="observations")
+        if batch.any_missing or batch.ragged:
+            raise ValueError("observations must be complete, equal-length trials")
+        C, R = jnp.asarray(params.C), jnp.asarray(params.R)
+        RinvC = jnp.linalg.solve(R, C)
+        J = K._sym(C.T @ RinvC)
+        h = (jnp.asarray(batch.y) - params.d) @ RinvC
+        cov = K.steady_covariances(jnp.asarray(params.P0), jnp.asarray(params.A),
+                                   jnp.asarray(params.Q), J, buffer)
+        a = jnp.broadcast_to(jnp.asarray(params.b), h.shape)
+        post = jax.vmap(K.steady_filter_smooth, in_axes=(None, None, 0, None, 0, None, None))(
+            jnp.asarray(params.m0), jnp.asarray(params.A), a, J, h,
+            jnp.zeros(h.shape[1]), cov)
+        return post, cov

@@ -1,0 +1,166 @@
+"""Parameters of the linear-Gaussian state-space model and their validation.
+
+    x_0 ~ N(m0, P0)
+    x_t = A x_{t-1} + b + B u_t + w_t,   w_t ~ N(0, Q)
+    y_t = C x_t + d + D u_t + v_t,       v_t ~ N(0, R)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+PARAM_NAMES = ("A", "b", "B", "Q", "C", "d", "D", "R", "m0", "P0")
+COV_TYPES = ("full", "diagonal", "isotropic")
+
+
+@dataclass(frozen=True)
+class LGSSMParams:
+    """LG-SSM parameters as plain float64 NumPy arrays.
+
+    A (d, d), b (d,), B (d, q), Q (d, d), C (N, d), d (N,), D (N, q), R (N, N),
+    m0 (d,), P0 (d, d). R and Q are always stored as full matrices, whatever their
+    structure.
+    """
+
+    A: np.ndarray
+    b: np.ndarray
+    B: np.ndarray
+    Q: np.ndarray
+    C: np.ndarray
+    d: np.ndarray
+    D: np.ndarray
+    R: np.ndarray
+    m0: np.ndarray
+    P0: np.ndarray
+
+    @property
+    def state_dim(self) -> int:
+        return self.A.shape[0]
+
+    @property
+    def emission_dim(self) -> int:
+        return self.C.shape[0]
+
+    @property
+    def input_dim(self) -> int:
+        return self.B.shape[1]
+
+    def replace(self, **changes) -> LGSSMParams:
+        return make_params(**{**self.as_dict(), **changes})
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in PARAM_NAMES}
+
+
+def _check_cov(M, name):
+    if not np.allclose(M, M.T, rtol=1e-8, atol=1e-12):
+        raise ValueError(f"{name} must be symmetric")
+    try:
+        np.linalg.cholesky(M)
+    except np.linalg.LinAlgError:
+        raise ValueError(f"{name} must be positive definite") from None
+
+
+def make_params(*, A, C, Q, R, b=None, B=None, d=None, D=None, m0=None, P0=None,
+                input_dim: int | None = None) -> LGSSMParams:
+    """Build validated :class:`LGSSMParams` (copies every array to float64).
+
+    R and Q may be given as full matrices, as vectors of variances (diagonal) or as
+    scalars (isotropic). Missing b, d, m0 default to zeros, P0 to the identity, B and D to
+    zero matrices with ``input_dim`` columns (default 0).
+    """
+    def arr(x, name, ndim):
+        try:
+            a = np.array(x, dtype=np.float64, copy=True)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be an array of real numbers") from None
+        if a.ndim != ndim:
+            raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{name} must be finite (no NaN or inf)")
+        return a
+
+    A = arr(A, "A", 2)
+    dim = A.shape[0]
+    if A.shape != (dim, dim) or dim < 1:
+        raise ValueError(f"A must be square (d, d) with d >= 1, got shape {A.shape}")
+    C = arr(C, "C", 2)
+    if C.shape[1] != dim or C.shape[0] < 1:
+        raise ValueError(f"C must be (N, {dim}), got shape {C.shape}")
+    N = C.shape[0]
+
+    def cov(x, name, n):
+        a = np.array(x, dtype=np.float64, copy=True) if x is not None else None
+        if a is None:
+            raise ValueError(f"{name} is required")
+        if a.ndim == 0:
+            a = a * np.eye(n)
+        elif a.ndim == 1:
+            if a.shape != (n,):
+                raise ValueError(f"{name} as a vector must have length {n}, got {a.shape}")
+            a = np.diag(a)
+        a = arr(a, name, 2)
+        if a.shape != (n, n):
+            raise ValueError(f"{name} must be ({n}, {n}), got shape {a.shape}")
+        _check_cov(a, name)
+        return 0.5 * (a + a.T)
+
+    Q = cov(Q, "Q", dim)
+    R = cov(R, "R", N)
+    P0 = cov(np.eye(dim) if P0 is None else P0, "P0", dim)
+    b = np.zeros(dim) if b is None else arr(b, "b", 1)
+    d = np.zeros(N) if d is None else arr(d, "d", 1)
+    m0 = np.zeros(dim) if m0 is None else arr(m0, "m0", 1)
+    for v, name, n in ((b, "b", dim), (d, "d", N), (m0, "m0", dim)):
+        if v.shape != (n,):
+            raise ValueError(f"{name} must have shape ({n},), got {v.shape}")
+    if B is None and D is None:
+        q = input_dim or 0
+    elif B is not None:
+        q = np.shape(B)[1] if np.ndim(B) == 2 else -1
+    else:
+        q = np.shape(D)[1] if np.ndim(D) == 2 else -1
+    B = np.zeros((dim, q)) if B is None else arr(B, "B", 2)
+    D = np.zeros((N, q)) if D is None else arr(D, "D", 2)
+    if B.shape != (dim, q):
+        raise ValueError(f"B must be ({dim}, q), got shape {B.shape}")
+    if D.shape != (N, q):
+        raise ValueError(f"D must be ({N}, {q}) to match B, got shape {D.shape}")
+    return LGSSMParams(A=A, b=b, B=B, Q=Q, C=C, d=d, D=D, R=R, m0=m0, P0=P0)
+
+
+def check_cov_type(value, name):
+    if not isinstance(value, str) or value not in COV_TYPES:
+        raise ValueError(f"{name} must be one of {COV_TYPES}, got {value!r}")
+    return value
+
+
+def check_frozen(frozen) -> tuple[str, ...]:
+    if isinstance(frozen, str):
+        frozen = (frozen,)
+    try:
+        frozen = tuple(frozen)
+    except TypeError:
+        raise TypeError("frozen must be a sequence of parameter names") from None
+    bad = [f for f in frozen if f not in PARAM_NAMES]
+    if bad:
+        raise ValueError(f"frozen contains unknown parameter name(s) {bad}; "
+                         f"choose from {PARAM_NAMES}")
+    return tuple(sorted(set(frozen)))
+
+
+def structure(M: np.ndarray, kind: str) -> np.ndarray:
+    """Project a covariance onto a structure ('full', 'diagonal', 'isotropic')."""
+    if kind == "full":
+        return M
+    if kind == "diagonal":
+        return np.diag(np.diag(M))
+    return np.trace(M) / M.shape[0] * np.eye(M.shape[0])
+
+
+def replace_fields(p: LGSSMParams, **kw) -> LGSSMParams:
+    """Replace fields without re-validating (internal, arrays already checked)."""
+    return dataclasses.replace(p, **kw)
