@@ -331,25 +331,45 @@ def steady_filter_smooth(m0, F, a, J, h, r, cov: SteadyCovariances) -> SteadyPos
     """
     T, d = h.shape
     L = cov.filt.shape[0]
-    idx = jnp.minimum(jnp.arange(T), L - 1)
     eye = jnp.eye(d, dtype=h.dtype)
-    K = eye[None] - cov.filt @ J  # (L, d, d): mu = K m + Sig h
+    Kb = eye[None] - cov.filt @ J  # (L, d, d): mu_t = K_t m_t + Sig_t h_t
+    a_next = jnp.concatenate([a[1:], a[-1:]], axis=0)
 
-    def fwd(m, inp):
-        i, a_n, h_t = inp
-        mu = K[i] @ m + cov.filt[i] @ h_t
+    # forward: the first L steps gather their own gains, the rest share the fixed point
+    def fwd_head(m, inp):
+        K_t, S_t, a_n, h_t = inp
+        mu = K_t @ m + S_t @ h_t
         return F @ mu + a_n, (mu, m)
 
-    a_next = jnp.concatenate([a[1:], a[-1:]], axis=0)
-    _, (mus, ms) = jax.lax.scan(fwd, m0, (idx, a_next, h))
+    m_L, (mu_h, m_h) = jax.lax.scan(fwd_head, m0, (Kb, cov.filt, a_next[:L], h[:L]))
+    M_inf = F @ Kb[-1]
+    H_inf = F @ cov.filt[-1]
+    g = h[L:] @ H_inf.T + a_next[L:]  # one batched product for the data-driven part
 
-    def bwd(ms_n, inp):
-        i, mu, m_n = inp
-        ms_t = mu + cov.gain[i] @ (ms_n - m_n)
+    def fwd_tail(m, g_t):
+        return M_inf @ m + g_t, m
+
+    _, m_t = jax.lax.scan(fwd_tail, m_L, g)
+    ms = jnp.concatenate([m_h, m_t], axis=0)
+    mus = jnp.concatenate([mu_h, m_t @ Kb[-1].T + h[L:] @ cov.filt[-1].T], axis=0)
+
+    # backward: ms_t = mu_t + G_t (ms_{t+1} - m_{t+1})
+    G_inf = cov.gain[-1]
+    c_tail = mus[L:-1] - ms[L + 1:] @ G_inf.T
+
+    def bwd_tail(ms_n, c_t):
+        ms_t = G_inf @ ms_n + c_t
         return ms_t, ms_t
 
-    _, msm = jax.lax.scan(bwd, mus[-1], (idx[:-1], mus[:-1], ms[1:]), reverse=True)
-    sm = jnp.concatenate([msm, mus[-1:]], axis=0)
+    ms_L, sm_tail = jax.lax.scan(bwd_tail, mus[-1], c_tail, reverse=True)
+
+    def bwd_head(ms_n, inp):
+        G_t, mu, m_n = inp
+        ms_t = mu + G_t @ (ms_n - m_n)
+        return ms_t, ms_t
+
+    _, sm_head = jax.lax.scan(bwd_head, ms_L, (cov.gain, mus[:L], ms[1:L + 1]), reverse=True)
+    sm = jnp.concatenate([sm_head, sm_tail, mus[-1:]], axis=0)
 
     # per-step log-likelihood, covariance buffers split statically at L
     resid = h - ms @ J.T

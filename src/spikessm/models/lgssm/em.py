@@ -136,8 +136,8 @@ def estep_steady(P, data: Data, sums: DataSums, diag: bool, L: int):
         RinvC = cho_solve((Lr, True), C)
         logdetR = 2.0 * jnp.sum(jnp.log(jnp.diag(Lr)))
     J = K._sym(C.T @ RinvC)
-    off = P["d"] + data.u @ P["D"].T
-    h = (data.y - off) @ RinvC  # (K, T, d): one batched product
+    # h_t = C'R^-1 (y_t - d - D u_t): one batched product, no (K, T, N) temporary
+    h = data.y @ RinvC - P["d"] @ RinvC - data.u @ (P["D"].T @ RinvC)
     cov = K.steady_covariances(P["P0"], P["A"], P["Q"], J, L)
     a = P["b"] + data.u @ P["B"].T
     zeros = jnp.zeros((T,), h.dtype)
@@ -168,23 +168,35 @@ def estep_steady(P, data: Data, sums: DataSums, diag: bool, L: int):
 # ------------------------------------------------------------------------------------
 # general path
 # ------------------------------------------------------------------------------------
-def _posterior_general(P, data: Data, diag: bool):
+def _posterior_general(P, data: Data, diag: bool, missing: bool = True):
     Pj = _params_j(P, diag)
     off = P["d"] + data.u @ P["D"].T
-    m = data.mask & data.valid[..., None]
-    J, h, r = jax.vmap(
-        lambda e, mk: K.gaussian_information(e, mk, Pj["C"], Pj["R"], diagonal=diag)
-    )(data.y - off, m)
+    if missing:
+        m = data.mask & data.valid[..., None]
+        J, h, r = jax.vmap(
+            lambda e, mk: K.gaussian_information(e, mk, Pj["C"], Pj["R"], diagonal=diag)
+        )(data.y - off, m)
+    else:  # every channel observed inside each trial: one shared J, padding masked out
+        J1, h, r = jax.vmap(
+            lambda e: K.gaussian_information_full(e, Pj["C"], Pj["R"], diagonal=diag)
+        )(data.y - off)
+        vf = data.valid.astype(h.dtype)
+        J = vf[..., None, None] * J1[:, None]
+        h = h * vf[..., None]
+        r = r * vf
     a = P["b"] + data.u @ P["B"].T
     post = jax.vmap(K.filter_smooth, in_axes=(None, None, None, 0, None, 0, 0, 0))(
         P["m0"], P["P0"], P["A"], a, P["Q"], J, h, r)
     return post
 
 
-@partial(jax.jit, static_argnames=("diag",))
-def posterior_general(P, data: Data, diag: bool):
-    """Full filter/smoother output (K-batched :class:`~spikessm.kernels.kalman.Posterior`)."""
-    return _posterior_general(P, data, diag)
+@partial(jax.jit, static_argnames=("diag", "missing"))
+def posterior_general(P, data: Data, diag: bool, missing: bool = True):
+    """Full filter/smoother output (K-batched :class:`~spikessm.kernels.kalman.Posterior`).
+
+    ``missing=False`` promises every channel is observed inside each trial (padding
+    allowed), so one emission projection serves all steps."""
+    return _posterior_general(P, data, diag, missing)
 
 
 def _impute_full_R(P, data: Data, mu, S):
@@ -225,7 +237,7 @@ def _impute_full_R(P, data: Data, mu, S):
 @partial(jax.jit, static_argnames=("diag", "missing"))
 def estep_general(P, data: Data, sums: DataSums, diag: bool, missing: bool):
     """E-step on the general path (missing entries, ragged trials). Returns Stats."""
-    post = _posterior_general(P, data, diag)
+    post = _posterior_general(P, data, diag, missing)
     mu, S, X = post.smoothed_means, post.smoothed_covs, post.cross_covs
     valid = data.valid
     vf = valid.astype(mu.dtype)

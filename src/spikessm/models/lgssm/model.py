@@ -19,6 +19,7 @@ from ..._jax import x64
 from ...data.trials import TrialBatch, pack_trials
 from ...kernels import kalman as K
 from . import em as E
+from . import sgd as SGD
 from .params import (
     PARAM_NAMES,
     LGSSMParams,
@@ -49,6 +50,18 @@ class EMResult:
     converged: bool
     n_iter: int
     path: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class SGDResult:
+    """Result of :meth:`LinearGaussianSSM.fit_sgd`: params, losses (n_steps,) =
+    -log p(y) / (number of observed entries) at each step (before its update),
+    log_likelihood of the returned params, seconds."""
+
+    params: LGSSMParams
+    losses: np.ndarray
+    log_likelihood: float
     seconds: float
 
 
@@ -328,10 +341,52 @@ class LinearGaussianSSM:
         return EMResult(out, np.array(lls), float(np.sum(final)), converged, len(lls),
                         "steady" if use_steady else "general", seconds)
 
+    # ------------------------------------------------------------------ SGD
+    @x64
+    def fit_sgd(self, observations, inputs=None, *, params: LGSSMParams | None = None,
+                frozen=(), n_steps: int = 1000, learning_rate: float = 1e-2,
+                init: str = "pca", seed: int = 0, progress: bool = True) -> SGDResult:
+        """Fit by Adam (optax) on the exact negative marginal log-likelihood per observed
+        entry. Covariances are optimised through Cholesky / log-variance coordinates that
+        respect ``dynamics_covariance`` / ``emission_covariance``; ``frozen`` parameters
+        are never touched and come back bitwise unchanged."""
+        n_steps = _check_int(n_steps, "n_steps", 1)
+        if (not isinstance(learning_rate, (int, float)) or not np.isfinite(learning_rate)
+                or learning_rate <= 0):
+            raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+        frozen = check_frozen(frozen)
+        batch = self._batch(observations, inputs)
+        if params is None:
+            params = self._initialize(batch, init, seed)
+        params = self._check_params(params, batch.emission_dim)
+        params = self._structured_checked(params)
+        diag = self.emission_covariance != "full"
+        n_obs = float((batch.mask & batch.valid[..., None]).sum())
+        kinds = {"Q": self.dynamics_covariance, "R": self.emission_covariance, "P0": "full"}
+        free = tuple(k for k in PARAM_NAMES if k not in frozen)
+        bar = tqdm(total=n_steps, disable=not progress, desc="SGD", leave=False)
+        t0 = time.perf_counter()
+        P, losses = SGD.run_adam(_to_j(params), _data(batch), n_obs, kinds, free, diag,
+                                 batch.any_missing, n_steps, learning_rate, bar)
+        bar.close()
+        out = _from_j(P, params, frozen)
+        final = float(np.sum(self._log_prob_batch(out, batch)))
+        return SGDResult(out, losses, final, time.perf_counter() - t0)
+
+    def _structured_checked(self, p: LGSSMParams) -> LGSSMParams:
+        for name, kind in (("Q", self.dynamics_covariance), ("R", self.emission_covariance)):
+            M = getattr(p, name)
+            if not np.array_equal(M, structure(M, kind)):
+                raise ValueError(f"params.{name} is not {kind}, but the model's "
+                                 f"{'dynamics' if name == 'Q' else 'emission'}_covariance "
+                                 f"is {kind!r}")
+        return p
+
     # ------------------------------------------------------------------ inference
     def _posterior(self, params, batch):
         diag = self.emission_covariance != "full"
-        return E.posterior_general(_to_j(params), _data(batch), diag=diag)
+        return E.posterior_general(_to_j(params), _data(batch), diag=diag,
+                                   missing=batch.any_missing)
 
     def _log_prob_batch(self, params, batch) -> np.ndarray:
         post = self._posterior(params, batch)
