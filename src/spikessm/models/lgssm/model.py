@@ -230,12 +230,14 @@ class LinearGaussianSSM:
             return self._structured(p)
         Z = np.where(obs, batch.y - mean, 0.0)
         flat = Z[batch.valid]
-        _, s, Vt = np.linalg.svd(flat, full_matrices=False)
-        V = Vt[: min(d, Vt.shape[0])].T
-        if V.shape[1] < d:  # fewer channels than latents: pad with random directions
+        # principal axes from the N x N covariance (cheaper than an SVD of the data)
+        evals, evecs = np.linalg.eigh(flat.T @ flat / len(flat))
+        order = np.argsort(evals)[::-1][: min(d, N)]
+        V = evecs[:, order]
+        scale = np.sqrt(np.maximum(evals[order], 1e-12))
+        if V.shape[1] < d:  # fewer channels than latents: pad with small random directions
             V = np.concatenate([V, rng.standard_normal((N, d - V.shape[1])) * 1e-3], axis=1)
-        scale = np.maximum(s[: V.shape[1]] if s.size >= d else np.ones(d), 1e-12)
-        scale = np.concatenate([scale, np.ones(d - scale.size)])[:d] / np.sqrt(len(flat))
+            scale = np.concatenate([scale, np.full(d - scale.size, 1e-3)])
         C = V * scale
         X = Z @ V / scale  # (K, T, d) unit-variance latents
         Xp = X[:, :-1][batch.valid[:, 1:]]
@@ -308,15 +310,18 @@ class LinearGaussianSSM:
         converged = False
         t0 = time.perf_counter()
         bar = tqdm(total=max_iter, disable=not progress, desc="EM", leave=False)
-        for _ in range(max_iter):
-            st = None
+
+        def estep(P):
+            nonlocal use_steady
             if use_steady:
                 st, ok = E.estep_steady(P, data, sums, diag=diag, L=L)
-                if not bool(ok):
-                    use_steady = False  # covariance recursion did not settle: exact path
-                    st = None
-            if st is None:
-                st = E.estep_general(P, data, sums, diag=diag, missing=batch.any_missing)
+                if bool(ok):
+                    return st
+                use_steady = False  # covariance recursion did not settle: exact path
+            return E.estep_general(P, data, sums, diag=diag, missing=batch.any_missing)
+
+        for _ in range(max_iter):
+            st = estep(P)
             P = E.mstep(P, st, frozen=frozen, q_type=self.dynamics_covariance,
                         r_type=self.emission_covariance, per_channel=per_channel)
             ll = float(st.ll)
@@ -335,10 +340,10 @@ class LinearGaussianSSM:
                     converged = True
                     break
         bar.close()
-        seconds = time.perf_counter() - t0
         out = _from_j(P, params, frozen)
-        final = self._log_prob_batch(out, batch)
-        return EMResult(out, np.array(lls), float(np.sum(final)), converged, len(lls),
+        final = float(estep(_to_j(out)).ll)  # same compiled E-step: no extra compilation
+        seconds = time.perf_counter() - t0
+        return EMResult(out, np.array(lls), final, converged, len(lls),
                         "steady" if use_steady else "general", seconds)
 
     # ------------------------------------------------------------------ SGD
