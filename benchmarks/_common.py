@@ -8,8 +8,10 @@ earlier work in the same process.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -41,13 +43,17 @@ def emit(result: dict) -> None:
 
 
 class CompileCounter:
-    """Counts XLA backend compilations via ``jax.monitoring`` (process-wide listener)."""
+    """Counts XLA backend compilations via ``jax.monitoring`` (process-wide listener) and
+    records their names and durations from JAX's compile log (``jax_log_compiles``)."""
+
+    _PAT = re.compile(r"Finished XLA compilation of (.+) in ([0-9.]+) sec")
 
     def __init__(self):
         import jax
 
         self.n = 0
         self.secs = 0.0
+        self.named = []  # (name, seconds), in order
 
         def listener(name, dur, **kw):
             if name == "/jax/core/compile/backend_compile_duration":
@@ -55,12 +61,28 @@ class CompileCounter:
                 self.secs += dur
 
         jax.monitoring.register_event_duration_secs_listener(listener)
+        jax.config.update("jax_log_compiles", True)
+        counter = self
+
+        class _Handler(logging.Handler):
+            def emit(self, record):
+                m = CompileCounter._PAT.search(record.getMessage())
+                if m:
+                    counter.named.append((m.group(1), float(m.group(2))))
+
+        log = logging.getLogger("jax")
+        log.addHandler(_Handler())
+        log.propagate = False  # keep the compile log off stderr
 
     def snapshot(self):
-        return self.n, self.secs
+        return self.n, self.secs, len(self.named)
 
     def since(self, snap):
         return self.n - snap[0], self.secs - snap[1]
+
+    def top(self, snap, k=4):
+        """The k slowest compilations since ``snap``: [(name, seconds)]."""
+        return sorted(self.named[snap[2]:], key=lambda x: -x[1])[:k]
 
 
 def warm_backend():

@@ -1,13 +1,15 @@
 """Peak memory of one LG-SSM EM iteration on long recordings (spikessm).
 
 Run:  OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_memory.py [--quick]
-      [--no-general-1m]
+      [--general-1m] [--log-prob]
 
 N=100 channels, d=8 latents, full R, one trial of T = 100k, 300k and 1M steps, one EM
 iteration (``max_iter=1, tol=0``) from fixed initial parameters, on path='steady'
-(target: peak RSS < 8 GB at T=1M) and path='general'. For attribution, also
-``model.log_prob`` alone (the exact-likelihood filter pass that ``fit_em`` runs once at
-the end to report the log-likelihood of the returned parameters).
+(target: peak RSS < 8 GB at T=1M) and path='general' (T = 100k and 300k by default;
+``--general-1m`` adds T = 1M, about 9 GB and 2 more minutes, run only if the
+extrapolated peak fits in 60% of the available memory). ``--log-prob`` adds
+``model.log_prob`` alone (general-path filter + smoother) at each T. Default run: about
+2.5 minutes on 2 cores.
 
 Each configuration runs in its own fresh Python process, so peaks do not mix. The
 observations are generated inside that process in chunks (generation peak ~ size of y);
@@ -106,7 +108,7 @@ def worker(job):
                 y_bytes=y.nbytes, wall=wall, loop=loop, path=path)
 
 
-def main(quick: bool, general_1m: bool):
+def main(quick: bool, general_1m: bool, log_prob: bool):
     env = environment()
     print(f"# bench_memory {'(--quick) ' if quick else ''}| {env['cpu']}, {env['cores']} "
           f"cores | python {env['python']}, jax {env['jax']}, numpy {env['numpy']} | "
@@ -114,7 +116,8 @@ def main(quick: bool, general_1m: bool):
           f"{env['loadavg']}", flush=True)
     Ts = [10_000, 30_000, 100_000] if quick else [100_000, 300_000, 1_000_000]
     jobs = [dict(T=T, what="steady") for T in Ts]
-    jobs += [dict(T=T, what="log_prob") for T in Ts]
+    if log_prob:
+        jobs += [dict(T=T, what="log_prob") for T in Ts]
     jobs += [dict(T=T, what="general") for T in Ts[:2]]
     t_start = time.perf_counter()
     res = []
@@ -133,9 +136,10 @@ def main(quick: bool, general_1m: bool):
         res.append(run_worker(SCRIPT, dict(T=Ts[2], what="general"), timeout=1800))
         print(f"  [general T={Ts[2]}: {time.perf_counter() - t0:.1f} s]", flush=True)
     else:
-        general_note = (f"general path at T={Ts[2]:,} not run (predicted peak "
-                        f"{pred / GB:.1f} GB, available {avail / GB:.1f} GB"
-                        f"{', --no-general-1m' if not general_1m else ''})")
+        general_note = (f"general path at T={Ts[2]:,} not run ("
+                        f"{'no --general-1m; ' if not general_1m else ''}linear "
+                        f"extrapolation from the two smaller T: {pred / GB:.1f} GB peak; "
+                        f"available now {avail / GB:.1f} GB)")
 
     print(f"\n## One EM iteration, N={N}, d={D}, full R (peak RSS of the whole process "
           f"during the call)\n")
@@ -174,15 +178,17 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="T = 10k, 30k, 100k (smoke run)")
-    ap.add_argument("--no-general-1m", action="store_true",
-                    help="skip the general path at the largest T")
+    ap.add_argument("--general-1m", action="store_true",
+                    help="also run the general path at the largest T (~9 GB, ~2 min)")
+    ap.add_argument("--log-prob", action="store_true",
+                    help="also measure model.log_prob alone at each T")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--json", help="also write the raw results to this JSON file")
     a = ap.parse_args()
     if a.worker:
         emit(worker(json.loads(a.worker)))
     else:
-        out = main(a.quick, not a.no_general_1m)
+        out = main(a.quick, a.general_1m, a.log_prob)
         if a.json:
             with open(a.json, "w") as f:
                 json.dump(out, f, indent=1)

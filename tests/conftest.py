@@ -36,3 +36,23 @@ def _x64_flag_untouched():
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def _enable_persistent_compilation_cache():
+    """Reuse XLA executables across test runs (compilation dominates this suite's run time).
+
+    Stored under .pytest_cache/ (git-ignored). Set SPIKESSM_TEST_JAX_CACHE=0 to disable, or
+    JAX_COMPILATION_CACHE_DIR to choose another directory."""
+    import os
+    from pathlib import Path
+
+    if os.environ.get("SPIKESSM_TEST_JAX_CACHE", "1") == "0":
+        return
+    default = Path(__file__).resolve().parent.parent / ".pytest_cache" / "jax-compilation-cache"
+    path = os.environ.get("JAX_COMPILATION_CACHE_DIR", str(default))
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+_enable_persistent_compilation_cache()

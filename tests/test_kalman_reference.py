@@ -110,32 +110,40 @@ def sample(model, p, T, seed, u=None):
     return model.sample(p, T, seed=seed, inputs=u)[1]
 
 
+# Most tests share one compiled shape (T=200 steps, N=6 channels, n=3 latents, q=2 inputs;
+# tests "without inputs" set B = D = 0), which keeps the module fast.
+n, N, T, Q_IN = 3, 6, 200, 2
+
+
+def no_inputs(p):
+    return p.replace(B=np.zeros_like(p.B), D=np.zeros_like(p.D))
+
+
 # ---------------------------------------------------------------------------
 # NumPy reference: complete data, full / diagonal R, inputs
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize("r_kind", ["full", "diagonal"])
 def test_matches_reference_complete(r_kind):
     rng = np.random.default_rng(1)
-    n, N, T = 3, 6, 200
-    p = random_params(rng, n, N, r_kind=r_kind)
-    model = LinearGaussianSSM(n, N, emission_covariance=r_kind)
-    y = sample(model, p, T, seed=2)
-    post = model.smooth(p, y)
-    errs = assert_matches_reference(post, reference_filter_smooth(p, y))
+    p = no_inputs(random_params(rng, n, N, q=Q_IN, r_kind=r_kind))
+    model = LinearGaussianSSM(n, N, input_dim=Q_IN, emission_covariance=r_kind)
+    u = np.zeros((T, Q_IN))
+    y = sample(model, p, T, seed=2, u=u)
+    post = model.smooth(p, y, inputs=u)
+    errs = assert_matches_reference(post, reference_filter_smooth(p, y, u))
     assert max(errs.values()) < 1e-10  # measured: ~1e-13 on this problem
-    filt = model.filter(p, y)
+    filt = model.filter(p, y, inputs=u)
     np.testing.assert_array_equal(filt.filtered_means, post.filtered_means)
     assert filt.smoothed_means is None
-    assert model.log_prob(p, y) == pytest.approx(post.log_likelihood, rel=1e-12)
+    assert model.log_prob(p, y, inputs=u) == pytest.approx(post.log_likelihood, rel=1e-12)
 
 
 def test_matches_reference_with_inputs():
     rng = np.random.default_rng(3)
-    n, N, q, T = 3, 6, 2, 200
-    p = random_params(rng, n, N, q=q)
+    p = random_params(rng, n, N, q=Q_IN)
     assert np.all(p.B != 0) and np.all(p.D != 0) and np.all(p.b != 0) and np.all(p.d != 0)
-    model = LinearGaussianSSM(n, N, input_dim=q)
-    u = rng.standard_normal((T, q))
+    model = LinearGaussianSSM(n, N, input_dim=Q_IN)
+    u = rng.standard_normal((T, Q_IN))
     y = sample(model, p, T, seed=4, u=u)
     post = model.smooth(p, y, inputs=u)
     assert_matches_reference(post, reference_filter_smooth(p, y, u))
@@ -155,13 +163,12 @@ def _punch_holes(rng, y, frac=0.2, full_rows=(0, 7, 8, 50), partial_row=3):
     return y
 
 
-@pytest.mark.parametrize("r_kind, q", [("full", 2), ("diagonal", 0)])
-def test_matches_reference_missing(r_kind, q):
+@pytest.mark.parametrize("r_kind", ["full", "diagonal"])
+def test_matches_reference_missing(r_kind):
     rng = np.random.default_rng(5)
-    n, N, T = 3, 6, 200
-    p = random_params(rng, n, N, q=q, r_kind=r_kind)
-    model = LinearGaussianSSM(n, N, input_dim=q, emission_covariance=r_kind)
-    u = rng.standard_normal((T, q)) if q else None
+    p = random_params(rng, n, N, q=Q_IN, r_kind=r_kind)
+    model = LinearGaussianSSM(n, N, input_dim=Q_IN, emission_covariance=r_kind)
+    u = rng.standard_normal((T, Q_IN))
     y = _punch_holes(rng, sample(model, p, T, seed=6, u=u))
     frac = np.isnan(y).mean()
     rows = np.isnan(y).sum(1)
@@ -171,8 +178,8 @@ def test_matches_reference_missing(r_kind, q):
 
 
 def test_ragged_trials_match_single_trial_runs():
+    """Also the one reference comparison of a model with input_dim=0."""
     rng = np.random.default_rng(7)
-    n, N = 3, 6
     p = random_params(rng, n, N)
     model = LinearGaussianSSM(n, N)
     lengths = [50, 500, 137, 200]
@@ -191,9 +198,12 @@ def test_ragged_trials_match_single_trial_runs():
                              ("cross_covs", "cross")]:
             assert rel_err(getattr(post, ours)[k, :T], ref[theirs]) < RTOL, (k, ours)
         assert np.all(np.isnan(post.smoothed_means[k, T:]))  # padding is marked
-    # a single-trial run of the same model (same compiled shape as other tests: T=200)
-    single = model.smooth(p, trials[3])
-    assert abs(single.log_likelihood - post.log_likelihood[3]) <= 1e-12 * abs(ref_lls[3])
+    # a single-trial run of the same trial (written with q=2 zero-weight inputs so that it
+    # reuses the compiled T=200 shape of the other tests)
+    p2 = p.replace(B=np.zeros((n, Q_IN)), D=np.zeros((N, Q_IN)))
+    single = LinearGaussianSSM(n, N, input_dim=Q_IN).log_prob(p2, trials[3],
+                                                              inputs=np.zeros((200, Q_IN)))
+    assert abs(single - post.log_likelihood[3]) <= 1e-12 * abs(ref_lls[3])
     total = model.log_prob(p, trials)
     assert abs(total - sum(ref_lls)) <= RTOL * abs(total)
     assert abs(np.sum(post.log_likelihood) - total) <= 1e-12 * abs(total)
@@ -220,12 +230,11 @@ def test_matches_dynamax_smoother(jax_x64):
     from dynamax.linear_gaussian_ssm import LinearGaussianSSM as DynLGSSM
 
     rng = np.random.default_rng(11)
-    n, N, q, T = 3, 6, 2, 200  # full R, b, d, B, D all nonzero
-    p = random_params(rng, n, N, q=q)
-    model = LinearGaussianSSM(n, N, input_dim=q)
-    u = rng.standard_normal((T, q))
+    p = random_params(rng, n, N, q=Q_IN)  # full R, b, d, B, D all nonzero
+    model = LinearGaussianSSM(n, N, input_dim=Q_IN)
+    u = rng.standard_normal((T, Q_IN))
     y = sample(model, p, T, seed=12, u=u)
-    dyn = DynLGSSM(n, N, input_dim=q)
+    dyn = DynLGSSM(n, N, input_dim=Q_IN)
     dpost = dyn.smoother(_dynamax_params(dyn, p), jnp.asarray(y), jnp.asarray(u))
     assert dpost.smoothed_means.dtype == jnp.float64
     post = model.smooth(p, y, inputs=u)
@@ -249,13 +258,14 @@ def test_matches_dynamax_smoother(jax_x64):
 # ---------------------------------------------------------------------------
 def test_steady_state_path_equals_general_path():
     rng = np.random.default_rng(13)
-    n, N, T, L = 3, 6, 200, 64
-    p = random_params(rng, n, N)
-    model = LinearGaussianSSM(n, N)
-    y = sample(model, p, T, seed=14)
+    L = 64
+    p = no_inputs(random_params(rng, n, N, q=Q_IN))  # steady_state_posterior has no inputs
+    model = LinearGaussianSSM(n, N, input_dim=Q_IN)
+    u = np.zeros((T, Q_IN))
+    y = sample(model, p, T, seed=14, u=u)
     spost, cov = steady_state_posterior(p, y, buffer=L)
     assert bool(cov.converged), float(cov.err)
-    gen = model.smooth(p, y)
+    gen = model.smooth(p, y, inputs=u)
     errs = {
         "filtered_means": rel_err(spost.filtered_means[0], gen.filtered_means),
         "predicted_means": rel_err(spost.predicted_means[0], gen.predicted_means),
@@ -289,12 +299,12 @@ def test_steady_state_path_equals_general_path():
 # ---------------------------------------------------------------------------
 def test_covariances_stay_positive_definite_long_run():
     rng = np.random.default_rng(17)
-    n, N, T = 4, 3, 100_000
-    U, _ = np.linalg.qr(rng.standard_normal((n, n)))
-    p = make_params(A=0.999 * U, C=rng.standard_normal((N, n)), Q=1e-8 * np.eye(n),
-                    R=1e-6 * np.eye(N), P0=np.eye(n))
-    model = LinearGaussianSSM(n, N)
-    x, y = model.sample(p, T, seed=18)
+    d, M, TL = 4, 3, 100_000
+    U, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    p = make_params(A=0.999 * U, C=rng.standard_normal((M, d)), Q=1e-8 * np.eye(d),
+                    R=1e-6 * np.eye(M), P0=np.eye(d))
+    model = LinearGaussianSSM(d, M)
+    x, y = model.sample(p, TL, seed=18)
     post = model.smooth(p, y)
     assert np.isfinite(post.log_likelihood)
     for name in ("filtered_covs", "predicted_covs", "smoothed_covs"):

@@ -15,7 +15,7 @@ import pytest
 from spikessm import LinearGaussianSSM, make_params
 from spikessm.evaluation.gauge import eigenvalue_match, max_subspace_angle
 
-n, N, T = 3, 6, 200
+n, N, T, Q_IN = 3, 6, 200, 2
 MONO = 1e-8  # allowed relative decrease per EM iteration (rounding only)
 
 
@@ -24,7 +24,7 @@ def spd(rng, k, lo=0.2, hi=1.5):
     return (U * rng.uniform(lo, hi, size=k)) @ U.T
 
 
-def random_params(rng, q=0, r_kind="full", q_kind="full"):
+def random_params(rng, q=Q_IN, r_kind="full", q_kind="full"):
     U, _ = np.linalg.qr(rng.standard_normal((n, n)))
     A = 0.9 * U
     R = {"full": spd(rng, N, 0.3, 1.2), "diagonal": np.diag(rng.uniform(0.3, 1.2, N)),
@@ -43,6 +43,12 @@ def rel_trace_err(a, b):
     return float(np.max(np.abs(a - b) / np.abs(b)))
 
 
+def max_rel(a, b):
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
 def assert_monotone(lls, tol=MONO):
     lls = np.asarray(lls)
     assert np.all(np.isfinite(lls))
@@ -58,15 +64,21 @@ def fit(model, y, **kw):
         return model.fit_em(y, **kw)
 
 
+MODEL = LinearGaussianSSM(n, N, input_dim=Q_IN)
+
+
 @pytest.fixture(scope="module")
 def data():
-    """Truth, one trial (T, N) from it and a different starting point for EM."""
+    """Truth, one trial (T, N) with inputs u (T, q), and a different starting point.
+
+    Every small EM test uses these shapes (n=3, N=6, T=200, q=2) so that the compiled E-step
+    is shared; tests of models "without inputs" freeze B = D = 0."""
     rng = np.random.default_rng(2024)
     truth = random_params(rng)
-    model = LinearGaussianSSM(n, N)
-    _, y = model.sample(truth, T, seed=1)
+    u = rng.standard_normal((T, Q_IN))
+    _, y = MODEL.sample(truth, T, inputs=u, seed=1)
     init = random_params(np.random.default_rng(7))
-    return truth, y, init
+    return truth, y, u, init
 
 
 # ---------------------------------------------------------------------------
@@ -79,81 +91,94 @@ def _dynamax_params(dyn_model, p):
     params, props = dyn_model.initialize(
         jr.PRNGKey(0), initial_mean=jnp.asarray(p.m0), initial_covariance=jnp.asarray(p.P0),
         dynamics_weights=jnp.asarray(p.A), dynamics_bias=jnp.asarray(p.b),
-        dynamics_covariance=jnp.asarray(p.Q), emission_weights=jnp.asarray(p.C),
-        emission_bias=jnp.asarray(p.d), emission_covariance=jnp.asarray(p.R))
+        dynamics_input_weights=jnp.asarray(p.B), dynamics_covariance=jnp.asarray(p.Q),
+        emission_weights=jnp.asarray(p.C), emission_bias=jnp.asarray(p.d),
+        emission_input_weights=jnp.asarray(p.D), emission_covariance=jnp.asarray(p.R))
     return params, props
 
 
 N_ITER = 15
 
 
-@pytest.fixture
-def dynamax_em(data, jax_x64):
+@pytest.fixture(scope="module")
+def dynamax_em(data):
+    """Dynamax EM from ``init`` (float64: the global flag is switched on only while Dynamax
+    runs, then restored; results come back as NumPy arrays)."""
+    import jax
     import jax.numpy as jnp
     from dynamax.linear_gaussian_ssm import LinearGaussianSSM as DynLGSSM
 
-    _, y, init = data
-    dyn = DynLGSSM(n, N)
-    params, props = _dynamax_params(dyn, init)
-    fitted, lls = dyn.fit_em(params, props, jnp.asarray(y), num_iters=N_ITER, verbose=False)
-    assert lls.dtype == jnp.float64
-    return fitted, np.asarray(lls)
+    _, y, u, init = data
+    previous = bool(jax.config.jax_enable_x64)
+    jax.config.update("jax_enable_x64", True)
+    try:
+        dyn = DynLGSSM(n, N, input_dim=Q_IN)
+        params, props = _dynamax_params(dyn, init)
+        fitted, lls = dyn.fit_em(params, props, jnp.asarray(y), jnp.asarray(u),
+                                 num_iters=N_ITER, verbose=False)
+        assert lls.dtype == jnp.float64
+        fitted = jax.tree_util.tree_map(np.asarray, fitted)
+        return fitted, np.asarray(lls)
+    finally:
+        jax.config.update("jax_enable_x64", previous)
 
 
 @pytest.mark.parametrize("path", ["steady", "general"])
 def test_em_trace_matches_dynamax(data, dynamax_em, path):
-    _, y, init = data
+    """Everything free (A, b, B, Q, C, d, D, R, m0, P0), full R, inputs."""
+    _, y, u, init = data
     dyn_params, dyn_lls = dynamax_em
-    res = fit(LinearGaussianSSM(n, N), y, params=init, max_iter=N_ITER, path=path)
+    res = fit(MODEL, y, inputs=u, params=init, max_iter=N_ITER, path=path)
     assert res.path == path and res.n_iter == N_ITER and not res.converged
     err = rel_trace_err(res.log_likelihoods, dyn_lls)
-    assert err < 1e-6, err  # measured ~1e-13
+    assert err < 1e-6, err  # measured ~1e-14
     assert dyn_lls[-1] - dyn_lls[0] > 10.0  # EM really moved
     assert_monotone(res.log_likelihoods)
     # the fitted parameters agree too
-    p = res.params
-    pairs = [(p.A, dyn_params.dynamics.weights), (p.b, dyn_params.dynamics.bias),
-             (p.Q, dyn_params.dynamics.cov), (p.C, dyn_params.emissions.weights),
-             (p.d, dyn_params.emissions.bias), (p.R, dyn_params.emissions.cov),
-             (p.m0, dyn_params.initial.mean)]
-    for ours, theirs in pairs:
-        theirs = np.asarray(theirs)
-        assert np.max(np.abs(ours - theirs)) <= 1e-6 * np.max(np.abs(theirs))
+    p, dp = res.params, dyn_params
+    pairs = {"A": dp.dynamics.weights, "b": dp.dynamics.bias, "B": dp.dynamics.input_weights,
+             "Q": dp.dynamics.cov, "C": dp.emissions.weights, "d": dp.emissions.bias,
+             "D": dp.emissions.input_weights, "R": dp.emissions.cov, "m0": dp.initial.mean,
+             "P0": dp.initial.cov}
+    errs = {k: max_rel(getattr(p, k), v) for k, v in pairs.items()}
+    assert max(errs.values()) < 1e-6, errs
 
 
 # ---------------------------------------------------------------------------
-# exactness: pykalman (no offsets; our b, d frozen at zero)
+# exactness: pykalman (no offsets, no inputs: our b, d, B, D frozen at zero)
 # ---------------------------------------------------------------------------
 PYK_NAMES = {"A": "transition_matrices", "C": "observation_matrices",
              "Q": "transition_covariance", "R": "observation_covariance",
              "m0": "initial_state_mean", "P0": "initial_state_covariance"}
 
 
-@pytest.mark.parametrize("free", [("A", "C", "Q", "R", "m0", "P0"), ("A", "R", "P0")])
+@pytest.mark.parametrize("free", [("A", "C", "Q", "R", "m0", "P0"), ("A", "R", "P0"),
+                                  ("C", "Q", "m0")], ids="+".join)
 def test_em_trace_matches_pykalman(data, free):
     from pykalman import KalmanFilter
 
-    _, y, init = data
+    _, y, u, init = data
     y = y - y.mean(axis=0)
-    init = init.replace(b=np.zeros(n), d=np.zeros(N))
+    init = init.replace(b=np.zeros(n), d=np.zeros(N), B=np.zeros((n, Q_IN)),
+                        D=np.zeros((N, Q_IN)))
     kf = KalmanFilter(
         transition_matrices=init.A, observation_matrices=init.C,
         transition_covariance=init.Q, observation_covariance=init.R,
         transition_offsets=np.zeros(n), observation_offsets=np.zeros(N),
         initial_state_mean=init.m0, initial_state_covariance=init.P0)
-    n_iter = 10
+    n_iter = 6
     pyk_lls = []
     for _ in range(n_iter):
         pyk_lls.append(kf.loglikelihood(y))
         kf.em(y, n_iter=1, em_vars=[PYK_NAMES[k] for k in free])
     frozen = ("b", "d", "B", "D") + tuple(k for k in PYK_NAMES if k not in free)
-    res = fit(LinearGaussianSSM(n, N), y, params=init, frozen=frozen, max_iter=n_iter)
+    res = fit(MODEL, y, inputs=u, params=init, frozen=frozen, max_iter=n_iter)
     err = rel_trace_err(res.log_likelihoods, pyk_lls)
-    assert err < 1e-6, err  # measured ~1e-12
+    assert err < 1e-6, err  # measured ~1e-13
     assert_monotone(res.log_likelihoods)
-    for k, name in PYK_NAMES.items():
-        theirs = np.asarray(getattr(kf, name))
-        assert np.max(np.abs(getattr(res.params, k) - theirs)) <= 1e-6 * np.max(np.abs(theirs))
+    errs = {k: max_rel(getattr(res.params, k), getattr(kf, name))
+            for k, name in PYK_NAMES.items()}
+    assert max(errs.values()) < 1e-6, errs
     assert res.log_likelihood == pytest.approx(kf.loglikelihood(y), rel=1e-8)
 
 
@@ -162,13 +187,15 @@ def test_em_trace_matches_pykalman(data, free):
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize("q_kind, r_kind", [("full", "full"), ("diagonal", "diagonal"),
                                             ("isotropic", "isotropic"),
-                                            ("full", "isotropic")])
+                                            ("full", "isotropic"), ("isotropic", "diagonal")])
 def test_em_monotone_covariance_structures(q_kind, r_kind):
     rng = np.random.default_rng(31)
-    model = LinearGaussianSSM(n, N, dynamics_covariance=q_kind, emission_covariance=r_kind)
+    model = LinearGaussianSSM(n, N, input_dim=Q_IN, dynamics_covariance=q_kind,
+                              emission_covariance=r_kind)
     truth = random_params(rng, r_kind=r_kind, q_kind=q_kind)
-    _, y = model.sample(truth, T, seed=32)
-    res = fit(model, y, max_iter=25)
+    u = rng.standard_normal((T, Q_IN))
+    _, y = model.sample(truth, T, inputs=u, seed=32)
+    res = fit(model, y, inputs=u, max_iter=25)
     assert res.path == "steady"
     assert_monotone(res.log_likelihoods)
     assert res.log_likelihoods[-1] > res.log_likelihoods[0]
@@ -176,11 +203,27 @@ def test_em_monotone_covariance_structures(q_kind, r_kind):
     for M, kind in ((p.Q, q_kind), (p.R, r_kind)):
         if kind != "full":
             np.testing.assert_array_equal(M, np.diag(np.diag(M)))
+        else:
+            assert np.abs(M - np.diag(np.diag(M))).max() > 0
         if kind == "isotropic":
             assert np.all(np.diag(M) == M[0, 0])
-    # the last trace entry + one more E-step: the returned LL is the best one
+    # one more E-step: the returned parameters are at least as good as the last trace entry
     assert res.log_likelihood >= res.log_likelihoods[-1] - MONO * abs(res.log_likelihood)
-    assert res.log_likelihood == pytest.approx(model.log_prob(p, y), rel=1e-12)
+    assert res.log_likelihood == pytest.approx(model.log_prob(p, y, inputs=u), rel=1e-12)
+
+
+def test_em_steady_equals_general_with_inputs(data):
+    """Inputs on both E-step paths, from the data-driven (PCA) initialisation."""
+    _, y, u, _ = data
+    steady = fit(MODEL, y, inputs=u, max_iter=20)
+    general = fit(MODEL, y, inputs=u, max_iter=20, path="general")
+    assert steady.path == "steady" and general.path == "general"
+    assert_monotone(steady.log_likelihoods)
+    assert rel_trace_err(steady.log_likelihoods, general.log_likelihoods) < 1e-9
+    assert np.all(steady.params.B != 0) and np.all(steady.params.D != 0)
+    # EM with inputs does better than EM that ignores them (B = D = 0 frozen)
+    no_u = fit(MODEL, y, inputs=u, max_iter=20, frozen=("B", "D"))
+    assert steady.log_likelihood > no_u.log_likelihood + 10.0
 
 
 def _missing(y, rng, frac=0.2):
@@ -190,15 +233,17 @@ def _missing(y, rng, frac=0.2):
     return y
 
 
-@pytest.mark.parametrize("r_kind", ["full", "diagonal"])
-def test_em_monotone_missing_with_inputs(r_kind):
-    rng = np.random.default_rng(41)
-    q = 2
-    model = LinearGaussianSSM(n, N, input_dim=q, emission_covariance=r_kind)
-    truth = random_params(rng, q=q, r_kind=r_kind)
-    u = rng.standard_normal((T, q))
-    _, y = model.sample(truth, T, inputs=u, seed=42)
-    ym = _missing(y, rng)
+@pytest.fixture(scope="module")
+def missing_data(data):
+    """The shared trial with 20% missing entries and a few fully missing rows."""
+    _, y, u, _ = data
+    return _missing(y, np.random.default_rng(41)), u
+
+
+@pytest.mark.parametrize("r_kind", ["full", "diagonal", "isotropic"])
+def test_em_monotone_missing_with_inputs(missing_data, r_kind):
+    ym, u = missing_data
+    model = LinearGaussianSSM(n, N, input_dim=Q_IN, emission_covariance=r_kind)
     init = model.initialize(ym, inputs=u)
     res = fit(model, ym, inputs=u, params=init, max_iter=25)
     assert res.path == "general"
@@ -210,39 +255,23 @@ def test_em_monotone_missing_with_inputs(r_kind):
                                                rel=1e-12)
 
 
-def test_em_monotone_inputs_complete():
-    rng = np.random.default_rng(43)
-    q = 2
-    model = LinearGaussianSSM(n, N, input_dim=q)
-    truth = random_params(rng, q=q)
-    u = rng.standard_normal((T, q))
-    _, y = model.sample(truth, T, inputs=u, seed=44)
-    steady = fit(model, y, inputs=u, max_iter=20)
-    general = fit(model, y, inputs=u, max_iter=20, path="general")
-    assert steady.path == "steady" and general.path == "general"
-    assert_monotone(steady.log_likelihoods)
-    assert rel_trace_err(steady.log_likelihoods, general.log_likelihoods) < 1e-9
-    # EM with inputs does better than EM that ignores them
-    assert steady.log_likelihood > fit(LinearGaussianSSM(n, N), y, max_iter=20).log_likelihood
-
-
 # ---------------------------------------------------------------------------
 # frozen parameters
 # ---------------------------------------------------------------------------
-FROZEN_SETS = [("A",), ("C",), ("Q",), ("R",), ("b",), ("d",), ("m0",), ("P0",),
-               ("A", "Q"), ("C", "d", "R"), ("b", "m0", "P0"),
-               ("A", "b", "Q", "C", "d", "R")]
+FROZEN_SETS = [("A",), ("C",), ("Q",), ("R",), ("b",), ("d",), ("m0",), ("P0",), ("B",),
+               ("D",), ("A", "Q"), ("C", "d", "R"), ("b", "m0", "P0"), ("A", "b", "C", "d"),
+               ("A", "b", "B", "Q", "C", "d", "D", "R")]
+FREEZABLE = ("A", "b", "B", "Q", "C", "d", "D", "R", "m0", "P0")
 
 
 @pytest.mark.parametrize("frozen", FROZEN_SETS, ids="+".join)
 def test_frozen_parameters_unchanged(data, frozen):
-    _, y, init = data
-    model = LinearGaussianSSM(n, N)
+    _, y, u, init = data
     before = {k: v.copy() for k, v in init.as_dict().items()}
-    res = fit(model, y, params=init, frozen=frozen, max_iter=4)
+    res = fit(MODEL, y, inputs=u, params=init, frozen=frozen, max_iter=4)
     assert_monotone(res.log_likelihoods)
     assert res.log_likelihoods[-1] > res.log_likelihoods[0]
-    for k in ("A", "b", "Q", "C", "d", "R", "m0", "P0"):
+    for k in FREEZABLE:
         same = np.array_equal(getattr(res.params, k), before[k])
         assert same == (k in frozen), (k, same)
     # init was not modified in place
@@ -250,22 +279,23 @@ def test_frozen_parameters_unchanged(data, frozen):
         np.testing.assert_array_equal(getattr(init, k), v)
     # internal consistency: the trace after 3 iterations is the LL of the 3-iteration fit,
     # i.e. the parameters EM works with are the returned ones (frozen values included)
-    res3 = fit(model, y, params=init, frozen=frozen, max_iter=3)
+    res3 = fit(MODEL, y, inputs=u, params=init, frozen=frozen, max_iter=3)
     assert res.log_likelihoods[3] == pytest.approx(res3.log_likelihood, rel=1e-10)
 
 
-def test_frozen_missing_diagonal(data):
-    """Conditional M-step on the per-channel (missing data, diagonal R) path."""
-    _, y, init = data
-    rng = np.random.default_rng(51)
-    model = LinearGaussianSSM(n, N, emission_covariance="diagonal")
-    init = init.replace(R=np.diag(np.diag(init.R)))
-    ym = _missing(y, rng)
-    for frozen in [("C",), ("d", "R")]:
-        res = fit(model, ym, params=init, frozen=frozen, max_iter=6)
+@pytest.mark.parametrize("r_kind", ["full", "diagonal"])
+def test_frozen_missing(missing_data, r_kind):
+    """Conditional M-steps on the missing-data paths (per-channel regression for a
+    diagonal R, imputed second moments for a full R)."""
+    ym, u = missing_data
+    model = LinearGaussianSSM(n, N, input_dim=Q_IN, emission_covariance=r_kind)
+    init = model.initialize(ym, inputs=u)
+    for frozen in [("C", "D"), ("d", "R", "A")]:
+        res = fit(model, ym, inputs=u, params=init, frozen=frozen, max_iter=6)
         assert_monotone(res.log_likelihoods)
-        for k in frozen:
-            assert np.array_equal(getattr(res.params, k), getattr(init, k))
+        assert res.log_likelihoods[-1] > res.log_likelihoods[0]
+        for k in ("A", "C", "d", "D", "R"):
+            assert np.array_equal(getattr(res.params, k), getattr(init, k)) == (k in frozen)
 
 
 # ---------------------------------------------------------------------------
@@ -319,8 +349,10 @@ def test_parameter_recovery_missing(recovery_problem):
 # ragged trials
 # ---------------------------------------------------------------------------
 def test_em_ragged_trials(data):
-    truth, _, init = data
-    model = LinearGaussianSSM(n, N)
+    truth, _, _, init = data
+    truth = truth.replace(B=np.zeros((n, 0)), D=np.zeros((N, 0)))
+    init = init.replace(B=np.zeros((n, 0)), D=np.zeros((N, 0)))
+    model = LinearGaussianSSM(n, N)  # input_dim = 0 (the q = 0 code path)
     lengths = [50, 500, 137, 200]
     trials = [model.sample(truth, L, seed=60 + k)[1] for k, L in enumerate(lengths)]
     res = fit(model, trials, params=init, max_iter=15)

@@ -47,11 +47,17 @@ def _as_float_array(x, name: str) -> np.ndarray:
     if isinstance(x, (str, bytes)) or x is None:
         raise TypeError(f"{name} must be an array of numbers, got {type(x).__name__}")
     try:
+        # checked before the cast: casting complex to float64 would silently drop the
+        # imaginary part (and a list of complex numbers would pass a check done after it)
+        complex_input = np.iscomplexobj(x)
+    except (TypeError, ValueError):
+        complex_input = False
+    if complex_input:
+        raise TypeError(f"{name} must be real, not complex")
+    try:
         a = np.array(x, dtype=np.float64, copy=True)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} must be an array of real numbers ({exc})") from None
-    if np.iscomplexobj(x if isinstance(x, np.ndarray) else a):
-        raise TypeError(f"{name} must be real, not complex")
     return a
 
 

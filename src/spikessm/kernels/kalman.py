@@ -168,6 +168,7 @@ def filter_smooth(m0, P0, F, a, Q, J, h, r) -> Posterior:
     Returns:
       :class:`Posterior`.
     """
+    m0, P0, F, a, Q, J, h, r = (jnp.asarray(x) for x in (m0, P0, F, a, Q, J, h, r))
     T, d = h.shape
     tvF, tvQ, tvJ = F.ndim == 3, Q.ndim == 3, J.ndim == 3
 
@@ -213,6 +214,7 @@ def filter_smooth(m0, P0, F, a, Q, J, h, r) -> Posterior:
 def filter_only(m0, P0, F, a, Q, J, h, r):
     """Forward pass only; returns (filtered_means, filtered_covs, predicted_means,
     predicted_covs, log_likelihoods) with the shapes of :func:`filter_smooth`."""
+    m0, P0, F, a, Q, J, h, r = (jnp.asarray(x) for x in (m0, P0, F, a, Q, J, h, r))
     T = h.shape[0]
     tvF, tvQ, tvJ = F.ndim == 3, Q.ndim == 3, J.ndim == 3
 

@@ -316,7 +316,10 @@ def mstep(P, st: Stats, frozen: tuple, q_type: str, r_type: str, per_channel: bo
     # dynamics
     W_old = jnp.concatenate([P["A"], P["b"][:, None], P["B"]], axis=1)
     W = _regress(st.Sxz_dyn, st.Szz_dyn, W_old, _free_cols(d, q, ("A", "b", "B"), frozen))
-    new["A"], new["b"], new["B"] = W[:, :d], W[:, d], W[:, d + 1:]
+    # with q == 0 the input block is empty: keep the (empty) old array rather than slice a
+    # zero-width block out of W (XLA on CPU aborts compiling such a slice of a concatenate)
+    new["A"], new["b"] = W[:, :d], W[:, d]
+    new["B"] = W[:, d + 1:] if q else P["B"]
     if "Q" not in frozen:
         new["Q"] = _cov_update(st.Sxx_dyn, st.Sxz_dyn, st.Szz_dyn, W, st.n_dyn, q_type)
     # emissions
@@ -327,7 +330,8 @@ def mstep(P, st: Stats, frozen: tuple, q_type: str, r_type: str, per_channel: bo
             st.Syz, st.Szz_em, W_old)
     else:
         W = _regress(st.Syz, st.Szz_em[0], W_old, free)
-    new["C"], new["d"], new["D"] = W[:, :d], W[:, d], W[:, d + 1:]
+    new["C"], new["d"] = W[:, :d], W[:, d]
+    new["D"] = W[:, d + 1:] if q else P["D"]
     if "R" not in frozen:
         if per_channel:
             syy = jnp.diag(st.Syy)

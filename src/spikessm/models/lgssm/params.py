@@ -72,11 +72,16 @@ def make_params(*, A, C, Q, R, b=None, B=None, d=None, D=None, m0=None, P0=None,
     scalars (isotropic). Missing b, d, m0 default to zeros, P0 to the identity, B and D to
     zero matrices with ``input_dim`` columns (default 0).
     """
-    def arr(x, name, ndim):
+    def real(x, name):
+        if isinstance(x, (str, bytes)) or np.iscomplexobj(x):
+            raise TypeError(f"{name} must be an array of real numbers")
         try:
-            a = np.array(x, dtype=np.float64, copy=True)
+            return np.array(x, dtype=np.float64, copy=True)
         except (TypeError, ValueError):
             raise TypeError(f"{name} must be an array of real numbers") from None
+
+    def arr(x, name, ndim):
+        a = real(x, name)
         if a.ndim != ndim:
             raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
         if not np.all(np.isfinite(a)):
@@ -93,9 +98,9 @@ def make_params(*, A, C, Q, R, b=None, B=None, d=None, D=None, m0=None, P0=None,
     N = C.shape[0]
 
     def cov(x, name, n):
-        a = np.array(x, dtype=np.float64, copy=True) if x is not None else None
-        if a is None:
+        if x is None:
             raise ValueError(f"{name} is required")
+        a = real(x, name)
         if a.ndim == 0:
             a = a * np.eye(n)
         elif a.ndim == 1:
@@ -117,14 +122,19 @@ def make_params(*, A, C, Q, R, b=None, B=None, d=None, D=None, m0=None, P0=None,
     for v, name, n in ((b, "b", dim), (d, "d", N), (m0, "m0", dim)):
         if v.shape != (n,):
             raise ValueError(f"{name} must have shape ({n},), got {v.shape}")
+    if input_dim is not None and (isinstance(input_dim, bool) or not isinstance(
+            input_dim, (int, np.integer)) or input_dim < 0):
+        raise ValueError(f"input_dim must be an integer >= 0, got {input_dim!r}")
+    B = None if B is None else arr(B, "B", 2)
+    D = None if D is None else arr(D, "D", 2)
     if B is None and D is None:
         q = input_dim or 0
-    elif B is not None:
-        q = np.shape(B)[1] if np.ndim(B) == 2 else -1
     else:
-        q = np.shape(D)[1] if np.ndim(D) == 2 else -1
-    B = np.zeros((dim, q)) if B is None else arr(B, "B", 2)
-    D = np.zeros((N, q)) if D is None else arr(D, "D", 2)
+        q = B.shape[1] if B is not None else D.shape[1]
+        if input_dim is not None and input_dim != q:
+            raise ValueError(f"input_dim={input_dim} does not match B/D with {q} columns")
+    B = np.zeros((dim, q)) if B is None else B
+    D = np.zeros((N, q)) if D is None else D
     if B.shape != (dim, q):
         raise ValueError(f"B must be ({dim}, q), got shape {B.shape}")
     if D.shape != (N, q):
