@@ -212,18 +212,43 @@ def test_em_monotone_covariance_structures(q_kind, r_kind):
     assert res.log_likelihood == pytest.approx(model.log_prob(p, y, inputs=u), rel=1e-12)
 
 
-def test_em_steady_equals_general_with_inputs(data):
-    """Inputs on both E-step paths, from the data-driven (PCA) initialisation."""
-    _, y, u, _ = data
+@pytest.fixture(scope="module")
+def three_trials(data):
+    truth = data[0]
+    u = np.random.default_rng(8).standard_normal((3, T, Q_IN))
+    _, y = MODEL.sample(truth, T, n_trials=3, inputs=u, seed=9)
+    return y, u
+
+
+def test_em_steady_equals_general_multi_trial(three_trials):
+    """Several equal-length trials with inputs on both E-step paths, from the data-driven
+    (PCA) initialisation."""
+    y, u = three_trials
     steady = fit(MODEL, y, inputs=u, max_iter=20)
     general = fit(MODEL, y, inputs=u, max_iter=20, path="general")
     assert steady.path == "steady" and general.path == "general"
     assert_monotone(steady.log_likelihoods)
     assert rel_trace_err(steady.log_likelihoods, general.log_likelihoods) < 1e-9
+    for k in FREEZABLE:
+        assert max_rel(getattr(steady.params, k), getattr(general.params, k)) < 1e-8, k
     assert np.all(steady.params.B != 0) and np.all(steady.params.D != 0)
     # EM with inputs does better than EM that ignores them (B = D = 0 frozen)
     no_u = fit(MODEL, y, inputs=u, max_iter=20, frozen=("B", "D"))
     assert steady.log_likelihood > no_u.log_likelihood + 10.0
+
+
+def test_initial_state_mstep_over_trials(data, three_trials):
+    """m0, P0 after one EM step = moments of the smoothed x_0 pooled over trials:
+    m0 = mean_k E[x0_k], P0 = mean_k (Cov[x0_k] + (E[x0_k] - m0)(E[x0_k] - m0)')."""
+    y, u = three_trials
+    init = data[3]
+    frozen = tuple(k for k in FREEZABLE if k not in ("m0", "P0"))
+    res = fit(MODEL, y, inputs=u, params=init, frozen=frozen, max_iter=1)
+    post = MODEL.smooth(init, y, inputs=u)
+    mu0, S0 = post.smoothed_means[:, 0], post.smoothed_covs[:, 0]
+    m0 = mu0.mean(axis=0)
+    P0 = np.mean(S0 + (mu0 - m0)[:, :, None] * (mu0 - m0)[:, None, :], axis=0)
+    assert max_rel(res.params.m0, m0) < 1e-10 and max_rel(res.params.P0, P0) < 1e-10
 
 
 def _missing(y, rng, frac=0.2):

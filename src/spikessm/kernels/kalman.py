@@ -137,9 +137,13 @@ class Posterior(NamedTuple):
 
 def _info_update(m, P, J, h, r):
     """Condition N(m, P) on information (J, h, r). Returns mean, cov, log-lik term."""
-    d = m.shape[0]
-    L = jnp.linalg.cholesky(P)
-    S = jnp.eye(d, dtype=P.dtype) + L.T @ J @ L
+    return _info_update_chol(m, jnp.linalg.cholesky(P), J, h, r,
+                             jnp.eye(m.shape[0], dtype=P.dtype))
+
+
+def _info_update_chol(m, L, J, h, r, eye):
+    """:func:`_info_update` given the Cholesky factor L of the predicted covariance."""
+    S = eye + L.T @ J @ L
     Ls = jnp.linalg.cholesky(_sym(S))
     W = solve_triangular(Ls, L.T, lower=True)
     Sig = W.T @ W
@@ -172,38 +176,42 @@ def filter_smooth(m0, P0, F, a, Q, J, h, r) -> Posterior:
     T, d = h.shape
     tvF, tvQ, tvJ = F.ndim == 3, Q.ndim == 3, J.ndim == 3
 
+    eye = jnp.eye(d, dtype=h.dtype)
+
     def fwd(carry, inp):
         m, P = carry
-        t, a_t, h_t, r_t = inp
+        t, h_t, r_t = inp
         J_t = J[t] if tvJ else J
-        mu, Sig, ll = _info_update(m, P, J_t, h_t, r_t)
+        Lp = jnp.linalg.cholesky(P)
+        mu, Sig, ll = _info_update_chol(m, Lp, J_t, h_t, r_t, eye)
         # predict step t+1 (its a, F, Q), clamped at the end (value unused)
         tn = jnp.minimum(t + 1, T - 1)
         F_n = F[tn] if tvF else F
         Q_n = Q[tn] if tvQ else Q
         m_n = F_n @ mu + a[tn]
         P_n = _sym(F_n @ Sig @ F_n.T + Q_n)
-        return (m_n, P_n), (mu, Sig, m, P, ll)
+        return (m_n, P_n), (mu, Sig, m, P, Lp, ll)
 
     ts = jnp.arange(T)
-    _, (mus, Sigs, ms, Ps, lls) = jax.lax.scan(fwd, (m0, _sym(P0)), (ts, a, h, r))
+    _, (mus, Sigs, ms, Ps, Lps, lls) = jax.lax.scan(
+        fwd, (m0, _sym(P0)), (ts, h, r))
 
     def bwd(carry, inp):
         ms_n, Ss_n = carry
-        t, mu, Sig, m_n, P_n = inp
+        t, mu, Sig, m_n, Lp = inp
         F_n = F[t + 1] if tvF else F
         Q_n = Q[t + 1] if tvQ else Q
-        Lp = jnp.linalg.cholesky(P_n)
+        # G = Sig F' P_{t+1}^-1, reusing the forward pass's Cholesky factor of P_{t+1}
         G = cho_solve((Lp, True), F_n @ Sig).T
         ms_t = mu + G @ (ms_n - m_n)
-        IGF = jnp.eye(d, dtype=Sig.dtype) - G @ F_n
+        IGF = eye - G @ F_n
         Ss_t = _sym(IGF @ Sig @ IGF.T + G @ (Q_n + Ss_n) @ G.T)
         cross_n = Ss_n @ G.T
         return (ms_t, Ss_t), (ms_t, Ss_t, cross_n)
 
     last = (mus[-1], Sigs[-1])
     _, (msm, Ssm, cross) = jax.lax.scan(
-        bwd, last, (ts[:-1], mus[:-1], Sigs[:-1], ms[1:], Ps[1:]), reverse=True
+        bwd, last, (ts[:-1], mus[:-1], Sigs[:-1], ms[1:], Lps[1:]), reverse=True
     )
     sm_means = jnp.concatenate([msm, mus[-1:]], axis=0)
     sm_covs = jnp.concatenate([Ssm, Sigs[-1:]], axis=0)

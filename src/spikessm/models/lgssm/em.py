@@ -77,6 +77,7 @@ class Stats(NamedTuple):
     ll: jax.Array
 
 
+@jax.jit
 def data_sums(data: Data) -> DataSums:
     m = (data.mask & data.valid[..., None]).astype(data.y.dtype)
     y = data.y * m
@@ -117,17 +118,16 @@ def _params_j(P, diag):
     return {**P, "R": jnp.diag(P["R"]) if diag else P["R"]}
 
 
-# ------------------------------------------------------------------------------------
-# steady path
-# ------------------------------------------------------------------------------------
-@partial(jax.jit, static_argnames=("diag", "L"))
-def estep_steady(P, data: Data, sums: DataSums, diag: bool, L: int):
-    """E-step on the steady-state path. Returns (Stats, converged flag)."""
+def _project_complete(P, data: Data, sums: DataSums, diag: bool):
+    """Emission information when every channel is observed inside each trial.
+
+    Returns J (d, d), h (K, T, d) (zero on padded steps) and the data term of the
+    log-likelihood, -1/2 [tr(R^-1 sum_t e_t e_t') + n_steps (N log 2 pi + log det R)]
+    with e_t = y_t - d - D u_t, from the precomputed sums: no per-step N x N work.
+    """
     Pj = _params_j(P, diag)
     C, R = Pj["C"], Pj["R"]
-    Kn, T, N = data.y.shape
-    d = C.shape[1]
-    W_o = jnp.concatenate([P["d"][:, None], P["D"]], axis=1)  # (N, 1+q)
+    N = C.shape[0]
     if diag:
         RinvC = C / R[:, None]
         logdetR = jnp.sum(jnp.log(R))
@@ -138,18 +138,29 @@ def estep_steady(P, data: Data, sums: DataSums, diag: bool, L: int):
     J = K._sym(C.T @ RinvC)
     # h_t = C'R^-1 (y_t - d - D u_t): one batched product, no (K, T, N) temporary
     h = data.y @ RinvC - P["d"] @ RinvC - data.u @ (P["D"].T @ RinvC)
+    h = h * data.valid[..., None]
+    W_o = jnp.concatenate([P["d"][:, None], P["D"]], axis=1)  # (N, 1+q)
+    See = (sums.Syy - sums.Syo @ W_o.T - W_o @ sums.Syo.T + W_o @ sums.Soo @ W_o.T)
+    quad = jnp.sum(jnp.diag(See) / R) if diag else jnp.trace(cho_solve((Lr, True), See))
+    n_steps = jnp.sum(data.valid)
+    return J, h, -0.5 * (quad + n_steps * (N * LOG_2PI + logdetR))
+
+
+# ------------------------------------------------------------------------------------
+# steady path
+# ------------------------------------------------------------------------------------
+@partial(jax.jit, static_argnames=("diag", "L"))
+def estep_steady(P, data: Data, sums: DataSums, diag: bool, L: int):
+    """E-step on the steady-state path. Returns (Stats, converged flag)."""
+    Kn, T, N = data.y.shape
+    d = P["C"].shape[1]
+    J, h, ll_data = _project_complete(P, data, sums, diag)
     cov = K.steady_covariances(P["P0"], P["A"], P["Q"], J, L)
     a = P["b"] + data.u @ P["B"].T
     zeros = jnp.zeros((T,), h.dtype)
     post = jax.vmap(K.steady_filter_smooth, in_axes=(None, None, 0, None, 0, None, None))(
         P["m0"], P["A"], a, J, h, zeros, cov)
-    # data term of the log-likelihood: tr(R^-1 sum_t e_t e_t'), e = y - W_o o
-    See = (sums.Syy - sums.Syo @ W_o.T - W_o @ sums.Syo.T + W_o @ sums.Soo @ W_o.T)
-    if diag:
-        quad = jnp.sum(jnp.diag(See) / R)
-    else:
-        quad = jnp.trace(cho_solve((Lr, True), See))
-    ll = jnp.sum(post.log_likelihoods) - 0.5 * (quad + Kn * T * (N * LOG_2PI + logdetR))
+    ll = jnp.sum(post.log_likelihoods) + ll_data
 
     mu = post.smoothed_means
     s_all, s_first, s_last, s_cross = K.steady_cov_sums(cov, T)
@@ -159,7 +170,7 @@ def estep_steady(P, data: Data, sums: DataSums, diag: bool, L: int):
     p = d + 1 + data.u.shape[-1]
     z = _zvec(mu, data.u, valid)
     Szz = jnp.einsum("kti,ktj->ij", z, z) + _pad_cov(Kn * s_all, p)
-    Syz = jnp.einsum("ktn,ktj->nj", data.y, z)
+    Syz = data.y.reshape(-1, N).T @ z.reshape(-1, z.shape[-1])
     st = Stats(Szz_d, Sxz_d, Sxx_d, n_d, jnp.broadcast_to(Szz, (N, p, p)), Syz, sums.Syy,
                sums.n_obs, mu[:, 0], Kn * s_first, ll)
     return st, cov.converged
@@ -184,6 +195,11 @@ def _posterior_general(P, data: Data, diag: bool, missing: bool = True):
         J = vf[..., None, None] * J1[:, None]
         h = h * vf[..., None]
         r = r * vf
+    return _smooth_trials(P, data, J, h, r)
+
+
+def _smooth_trials(P, data: Data, J, h, r):
+    """vmap the general kernel over trials."""
     a = P["b"] + data.u @ P["B"].T
     post = jax.vmap(K.filter_smooth, in_axes=(None, None, None, 0, None, 0, 0, 0))(
         P["m0"], P["P0"], P["A"], a, P["Q"], J, h, r)
@@ -237,7 +253,13 @@ def _impute_full_R(P, data: Data, mu, S):
 @partial(jax.jit, static_argnames=("diag", "missing"))
 def estep_general(P, data: Data, sums: DataSums, diag: bool, missing: bool):
     """E-step on the general path (missing entries, ragged trials). Returns Stats."""
-    post = _posterior_general(P, data, diag, missing)
+    if missing:
+        post = _posterior_general(P, data, diag, missing)
+        ll_data = 0.0
+    else:  # per-step N x N work avoided: the data term of the likelihood comes from sums
+        J, h, ll_data = _project_complete(P, data, sums, diag)
+        J = data.valid.astype(h.dtype)[..., None, None] * J
+        post = _smooth_trials(P, data, J, h, jnp.zeros(h.shape[:2], h.dtype))
     mu, S, X = post.smoothed_means, post.smoothed_covs, post.cross_covs
     valid = data.valid
     vf = valid.astype(mu.dtype)
@@ -249,7 +271,7 @@ def estep_general(P, data: Data, sums: DataSums, diag: bool, missing: bool):
     cross = jnp.einsum("kt,ktij->ij", vf[:, 1:], X[:, 1:])
     Szz_d, Sxz_d, Sxx_d, n_d = _dynamics_stats(mu, data.u, valid, cov_prev, cov_next, cross)
     z = _zvec(mu, data.u, valid)
-    ll = jnp.sum(post.log_likelihoods * vf)
+    ll = jnp.sum(post.log_likelihoods * vf) + ll_data
     if missing and diag:
         m = (data.mask & valid[..., None]).astype(mu.dtype)
         Szz = jnp.einsum("ktn,kti,ktj->nij", m, z, z) + _pad_cov(
@@ -263,7 +285,7 @@ def estep_general(P, data: Data, sums: DataSums, diag: bool, missing: bool):
         if missing:
             Syz, Syy = _impute_full_R(P, data, mu, S)
         else:
-            Syz = jnp.einsum("ktn,ktj->nj", data.y, z)
+            Syz = data.y.reshape(-1, N).T @ z.reshape(-1, z.shape[-1])
             Syy = sums.Syy
     return Stats(Szz_d, Sxz_d, Sxx_d, n_d, Szz, Syz, Syy, n_em, mu[:, 0], jnp.sum(S[:, 0], 0),
                  ll)
@@ -351,3 +373,61 @@ def mstep(P, st: Stats, frozen: tuple, q_type: str, r_type: str, per_channel: bo
         dev = st.mu0 - new["m0"]
         new["P0"] = K._sym((st.S0 + dev.T @ dev) / Kn)
     return new
+
+
+# ------------------------------------------------------------------------------------
+# EM iterations compiled together
+# ------------------------------------------------------------------------------------
+CHUNK = 10  # EM iterations per compiled call (fixed, so max_iter never triggers a compile)
+
+
+@partial(jax.jit, static_argnames=("steady", "diag", "L", "missing", "frozen", "q_type",
+                                   "r_type", "per_channel"))
+def em_chunk(P, data: Data, sums: DataSums, n_run, prev_ll, tol, *, steady: bool,
+             diag: bool, L: int, missing: bool, frozen: tuple, q_type: str, r_type: str,
+             per_channel: bool):
+    """Run up to ``n_run`` (<= CHUNK) EM iterations in one compiled loop.
+
+    Stops early when the relative log-likelihood gain falls to ``tol`` (if ``tol > 0``),
+    when the log-likelihood is not finite, or (steady path) when the covariance
+    recursions did not reach their fixed point; in that last case the parameters of the
+    failing iteration are not updated and ``ok`` is False so the caller can continue on
+    the general path. ``prev_ll`` is the log-likelihood of the previous iteration (NaN at
+    the start). Returns (P, lls (CHUNK,) NaN-padded, n_done, converged, ok).
+    """
+    lls0 = jnp.full((CHUNK,), jnp.nan, dtype=prev_ll.dtype)
+
+    def cond(c):
+        i, _, _, conv, ok, finite = c
+        return (i < n_run) & ~conv & ok & finite
+
+    def body(c):
+        i, P, lls, _, _, _ = c
+        if steady:
+            st, ok = estep_steady(P, data, sums, diag=diag, L=L)
+        else:
+            st, ok = estep_general(P, data, sums, diag=diag, missing=missing), jnp.asarray(True)
+        ll = st.ll
+        P_new = mstep(P, st, frozen=frozen, q_type=q_type, r_type=r_type,
+                      per_channel=per_channel)
+        P_out = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), P_new, P)
+        prev = jnp.where(i == 0, prev_ll, lls[jnp.maximum(i - 1, 0)])
+        conv = ok & (tol > 0) & jnp.isfinite(prev) & (jnp.abs(ll - prev) <= tol * jnp.abs(prev))
+        lls = lls.at[i].set(jnp.where(ok, ll, jnp.nan))
+        return (i + ok.astype(i.dtype), P_out, lls, conv, jnp.asarray(ok),
+                jnp.isfinite(ll) | ~ok)
+
+    init = (jnp.zeros((), jnp.int32), P, lls0, jnp.asarray(False), jnp.asarray(True),
+            jnp.asarray(True))
+    n, P, lls, conv, ok, _ = jax.lax.while_loop(cond, body, init)
+    return P, lls, n, conv, ok
+
+
+@partial(jax.jit, static_argnames=("steady", "diag", "L", "missing"))
+def log_likelihood(P, data: Data, sums: DataSums, *, steady: bool, diag: bool, L: int,
+                   missing: bool):
+    """Marginal log-likelihood from the E-step of the chosen path (and the steady flag)."""
+    if steady:
+        st, ok = estep_steady(P, data, sums, diag=diag, L=L)
+        return st.ll, ok
+    return estep_general(P, data, sums, diag=diag, missing=missing).ll, jnp.asarray(True)

@@ -306,43 +306,45 @@ class LinearGaussianSSM:
         use_steady = steady_ok and path != "general"
         per_channel = batch.any_missing and diag
         P = _to_j(params)
-        lls = []
+        lls: list[float] = []
         converged = False
+        static = dict(diag=diag, L=L, missing=batch.any_missing, frozen=frozen,
+                      q_type=self.dynamics_covariance, r_type=self.emission_covariance,
+                      per_channel=per_channel)
         t0 = time.perf_counter()
         bar = tqdm(total=max_iter, disable=not progress, desc="EM", leave=False)
-
-        def estep(P):
-            nonlocal use_steady
-            if use_steady:
-                st, ok = E.estep_steady(P, data, sums, diag=diag, L=L)
-                if bool(ok):
-                    return st
-                use_steady = False  # covariance recursion did not settle: exact path
-            return E.estep_general(P, data, sums, diag=diag, missing=batch.any_missing)
-
-        for _ in range(max_iter):
-            st = estep(P)
-            P = E.mstep(P, st, frozen=frozen, q_type=self.dynamics_covariance,
-                        r_type=self.emission_covariance, per_channel=per_channel)
-            ll = float(st.ll)
-            if not np.isfinite(ll):
-                raise FloatingPointError("EM produced a non-finite log-likelihood; the "
-                                         "data may be degenerate (e.g. a constant channel)")
-            lls.append(ll)
-            bar.update(1)
-            bar.set_postfix(ll=f"{ll:.4f}")
-            if len(lls) > 1:
-                gain = lls[-1] - lls[-2]
-                if gain < -1e-8 * abs(lls[-2]):
-                    warnings.warn(f"EM log-likelihood decreased by {-gain:.3g}",
+        while len(lls) < max_iter and not converged:
+            n_run = min(E.CHUNK, max_iter - len(lls))
+            prev = lls[-1] if lls else np.nan
+            P, chunk_lls, n_done, conv, ok = E.em_chunk(
+                P, data, sums, n_run, prev, float(tol), steady=use_steady, **static)
+            n_done = int(n_done)
+            new = [float(v) for v in np.asarray(chunk_lls)[:n_done]]
+            if not bool(ok):  # steady covariances did not settle: continue exactly
+                use_steady = False
+            for v in new:
+                if not np.isfinite(v):
+                    bar.close()
+                    raise FloatingPointError(
+                        "EM produced a non-finite log-likelihood; the data may be "
+                        "degenerate (e.g. a constant channel)")
+                if lls and v - lls[-1] < -1e-8 * abs(lls[-1]):
+                    warnings.warn(f"EM log-likelihood decreased by {lls[-1] - v:.3g}",
                                   RuntimeWarning, stacklevel=2)
-                if tol > 0 and abs(gain) <= tol * abs(lls[-2]):
-                    converged = True
-                    break
+                lls.append(v)
+            converged = bool(conv)
+            bar.update(n_done)
+            if lls:
+                bar.set_postfix(ll=f"{lls[-1]:.4f}")
         bar.close()
-        out = _from_j(P, params, frozen)
-        final = float(estep(_to_j(out)).ll)  # same compiled E-step: no extra compilation
         seconds = time.perf_counter() - t0
+        out = _from_j(P, params, frozen)
+        final, ok = E.log_likelihood(_to_j(out), data, sums, steady=use_steady, diag=diag,
+                                     L=L, missing=batch.any_missing)
+        if not bool(ok):
+            final, _ = E.log_likelihood(_to_j(out), data, sums, steady=False, diag=diag,
+                                        L=L, missing=batch.any_missing)
+        final = float(final)
         return EMResult(out, np.array(lls), final, converged, len(lls),
                         "steady" if use_steady else "general", seconds)
 
