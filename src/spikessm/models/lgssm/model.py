@@ -288,11 +288,8 @@ class LinearGaussianSSM:
             raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
         if path not in PATHS:
             raise ValueError(f"path must be one of {PATHS}, got {path!r}")
-        frozen = check_frozen(frozen)
-        batch = self._batch(observations, inputs)
-        if params is None:
-            params = self._initialize(batch, init, seed)
-        params = self._check_params(params, batch.emission_dim)
+        frozen, batch, params = self._prepare_fit(observations, inputs, params, frozen, init,
+                                                  seed)
         diag = self.emission_covariance != "full"
         data = _data(batch)
         sums = E.data_sums(data)
@@ -361,12 +358,8 @@ class LinearGaussianSSM:
         if (not isinstance(learning_rate, (int, float)) or not np.isfinite(learning_rate)
                 or learning_rate <= 0):
             raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
-        frozen = check_frozen(frozen)
-        batch = self._batch(observations, inputs)
-        if params is None:
-            params = self._initialize(batch, init, seed)
-        params = self._check_params(params, batch.emission_dim)
-        params = self._structured_checked(params)
+        frozen, batch, params = self._prepare_fit(observations, inputs, params, frozen, init,
+                                                  seed)
         diag = self.emission_covariance != "full"
         n_obs = float((batch.mask & batch.valid[..., None]).sum())
         kinds = {"Q": self.dynamics_covariance, "R": self.emission_covariance, "P0": "full"}
@@ -379,6 +372,15 @@ class LinearGaussianSSM:
         out = _from_j(P, params, frozen)
         final = float(np.sum(self._log_prob_batch(out, batch)))
         return SGDResult(out, losses, final, time.perf_counter() - t0)
+
+    def _prepare_fit(self, observations, inputs, params, frozen, init, seed):
+        """Validate the arguments shared by the fitting methods."""
+        frozen = check_frozen(frozen)
+        batch = self._batch(observations, inputs)
+        if params is None:
+            params = self._initialize(batch, init, seed)
+        params = self._check_params(params, batch.emission_dim)
+        return frozen, batch, self._structured_checked(params)
 
     def _structured_checked(self, p: LGSSMParams) -> LGSSMParams:
         for name, kind in (("Q", self.dynamics_covariance), ("R", self.emission_covariance)):
