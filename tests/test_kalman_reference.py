@@ -177,14 +177,18 @@ def test_matches_reference_missing(r_kind):
     assert_matches_reference(post, reference_filter_smooth(p, y, u))
 
 
-def test_ragged_trials_match_single_trial_runs():
-    """Also the one reference comparison of a model with input_dim=0."""
+@pytest.mark.parametrize("holes", [False, True], ids=["complete", "missing"])
+def test_ragged_trials_match_single_trial_runs(holes):
+    """Padding must carry no information, on both the complete-data projection (shared J,
+    padding masked) and the per-step missing-data projection. Also the reference
+    comparison of a model with input_dim=0."""
     rng = np.random.default_rng(7)
     p = random_params(rng, n, N)
     model = LinearGaussianSSM(n, N)
     lengths = [50, 500, 137, 200]
     trials = [sample(model, p, T, seed=10 + k) for k, T in enumerate(lengths)]
-    trials[2] = _punch_holes(rng, trials[2])
+    if holes:
+        trials[2] = _punch_holes(rng, trials[2])
     post = model.smooth(p, trials)
     assert post.filtered_means.shape == (4, 500, n)
     np.testing.assert_array_equal(post.lengths, lengths)

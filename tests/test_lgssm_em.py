@@ -283,8 +283,9 @@ def test_em_monotone_missing_with_inputs(missing_data, r_kind):
 # ---------------------------------------------------------------------------
 # frozen parameters
 # ---------------------------------------------------------------------------
-FROZEN_SETS = [("A",), ("C",), ("Q",), ("R",), ("b",), ("d",), ("m0",), ("P0",), ("B",),
-               ("D",), ("A", "Q"), ("C", "d", "R"), ("b", "m0", "P0"), ("A", "b", "C", "d"),
+# (each distinct frozen set is a separate compilation of the EM loop, so the list is short)
+FROZEN_SETS = [("A",), ("C",), ("Q",), ("R",), ("b",), ("d",), ("m0",), ("P0",),
+               ("A", "Q"), ("C", "d", "R"), ("b", "m0", "P0"),
                ("A", "b", "B", "Q", "C", "d", "D", "R")]
 FREEZABLE = ("A", "b", "B", "Q", "C", "d", "D", "R", "m0", "P0")
 
@@ -308,19 +309,65 @@ def test_frozen_parameters_unchanged(data, frozen):
     assert res.log_likelihoods[3] == pytest.approx(res3.log_likelihood, rel=1e-10)
 
 
-@pytest.mark.parametrize("r_kind", ["full", "diagonal"])
-def test_frozen_missing(missing_data, r_kind):
+@pytest.mark.parametrize("r_kind, frozen", [("full", ("C", "D")),
+                                             ("diagonal", ("d", "R", "A"))])
+def test_frozen_missing(missing_data, r_kind, frozen):
     """Conditional M-steps on the missing-data paths (per-channel regression for a
     diagonal R, imputed second moments for a full R)."""
     ym, u = missing_data
     model = LinearGaussianSSM(n, N, input_dim=Q_IN, emission_covariance=r_kind)
     init = model.initialize(ym, inputs=u)
-    for frozen in [("C", "D"), ("d", "R", "A")]:
-        res = fit(model, ym, inputs=u, params=init, frozen=frozen, max_iter=6)
-        assert_monotone(res.log_likelihoods)
-        assert res.log_likelihoods[-1] > res.log_likelihoods[0]
-        for k in ("A", "C", "d", "D", "R"):
-            assert np.array_equal(getattr(res.params, k), getattr(init, k)) == (k in frozen)
+    res = fit(model, ym, inputs=u, params=init, frozen=frozen, max_iter=6)
+    assert_monotone(res.log_likelihoods)
+    assert res.log_likelihoods[-1] > res.log_likelihoods[0]
+    for k in ("A", "C", "d", "D", "R"):
+        assert np.array_equal(getattr(res.params, k), getattr(init, k)) == (k in frozen)
+
+
+def test_mstep_without_inputs_all_regressions_frozen(data):
+    """Unit test of the compiled M-step with input_dim = 0 and A, b, C, d frozen.
+
+    Regression test: ``mstep`` used to slice the zero-width input block out of the
+    concatenated regression weights; XLA (CPU) then aborted the whole Python process while
+    compiling ("SmallVector unable to grow"). Fixed in em.py by not slicing when q == 0."""
+    import jax
+    import jax.numpy as jnp
+
+    from spikessm.data.trials import pack_trials
+    from spikessm.models.lgssm import em as E
+
+    truth, _, _, init = data
+    no_q = dict(B=np.zeros((n, 0)), D=np.zeros((N, 0)))
+    init = init.replace(**no_q)
+    _, y = LinearGaussianSSM(n, N).sample(truth.replace(**no_q), 30, seed=71)
+    frozen = ("A", "C", "b", "d")
+    with jax.enable_x64(True):
+        batch = pack_trials(y)
+        dat = E.Data(*(jnp.asarray(a) for a in (batch.y, batch.mask, batch.valid,
+                                                 batch.inputs)))
+        P = {k: jnp.asarray(v) for k, v in init.as_dict().items()}
+        st = E.estep_general(P, dat, E.data_sums(dat), diag=False, missing=False)
+        new = E.mstep(P, st, frozen=frozen, q_type="full", r_type="full", per_channel=False)
+        new = {k: np.asarray(v) for k, v in new.items()}
+    for k in frozen + ("B", "D"):
+        assert np.array_equal(new[k], getattr(init, k)), k
+    assert not np.array_equal(new["Q"], init.Q) and not np.array_equal(new["R"], init.R)
+
+
+def test_frozen_regressions_without_inputs(data):
+    """input_dim = 0 with both regressions' matrices and offsets frozen, through fit_em."""
+    truth, _, _, init = data
+    no_q = dict(B=np.zeros((n, 0)), D=np.zeros((N, 0)))
+    truth, init = truth.replace(**no_q), init.replace(**no_q)
+    model = LinearGaussianSSM(n, N)
+    _, y = model.sample(truth, 60, seed=70)
+    frozen = ("A", "b", "C", "d")
+    res = fit(model, y, params=init, frozen=frozen, max_iter=5)
+    assert_monotone(res.log_likelihoods)
+    assert res.log_likelihoods[-1] > res.log_likelihoods[0]
+    for k in FREEZABLE:
+        assert np.array_equal(getattr(res.params, k), getattr(init, k)) == (
+            k in frozen + ("B", "D")), k
 
 
 # ---------------------------------------------------------------------------
