@@ -143,3 +143,28 @@ def test_cli_bad_args(capsys):
     assert cli_main(["demo", "--steps", "1", "--quiet"]) == 2
     assert "error" in capsys.readouterr().err
     assert cli_main([]) == 2
+
+
+def test_inference_rejects_params_that_do_not_match_structure():
+    model = LinearGaussianSSM(2, 4, emission_covariance="diagonal")
+    full = LinearGaussianSSM(2, 4).random_params(seed=0)
+    full = full.replace(R=full.R + 0.1)  # a full R
+    y = np.zeros((20, 4))
+    for call in (model.log_prob, model.filter, model.smooth, model.posterior_predictive):
+        with pytest.raises(ValueError, match="params.R"):
+            call(full, y)
+
+
+def test_bad_inputs_shapes_named():
+    model = LinearGaussianSSM(2, 3, input_dim=1)
+    p = model.random_params(seed=0)
+    with pytest.raises(ValueError, match="inputs"):
+        model.sample(p, 10, inputs=np.zeros((7, 1)), seed=0)
+    u = np.random.default_rng(1).standard_normal((40, 1))
+    x, y = model.sample(p, 40, inputs=u, seed=0)
+    with pytest.raises(ValueError, match="future_inputs"):
+        model.forecast(p, y, horizon=3, inputs=u, future_inputs=np.zeros((2, 1)))
+    with pytest.raises(ValueError, match="init"):
+        model.fit_em(y, u, params=p, init="foo", progress=False)
+    fit = model.fit_em(y, u, max_iter=2, tol=np.float32(1e-6), progress=False)
+    assert fit.n_iter == 2

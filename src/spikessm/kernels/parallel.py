@@ -57,8 +57,8 @@ When to use it
 The work is O(T d^3) like the sequential pass (a constant factor more flops), but the depth
 is O(log T) instead of O(T). It pays off on GPUs/TPUs and for very long recordings (T of
 10^4 to 10^6), where the sequential scan is latency bound. On a CPU with few cores prefer
-the sequential :func:`~spikessm.kernels.kalman.filter_smooth`: on a 2-core CPU it was
-about 1.3x faster at T = 10^5, d = 8, and it compiles in seconds, whereas
+the sequential :func:`~spikessm.kernels.kalman.filter_smooth`: on a 2-core CPU it ran
+about 1.6x faster at T = 10^5, d = 8 (1.3 s against 2.0 s) and compiles in a second, whereas
 ``associative_scan`` unrolls about 2 log2(T) levels, so XLA compile time grows with log T
 (10-30 s on a small CPU). Use float64: both paths then agree to ~1e-14 relative on
 well-conditioned models; with very precise observations the per-step log-likelihood, a

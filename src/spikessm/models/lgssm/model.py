@@ -194,7 +194,7 @@ class LinearGaussianSSM:
         n = N or self.emission_dim
         if n is not None and params.emission_dim != n:
             raise ValueError(f"params has emission_dim {params.emission_dim}; expected {n}")
-        return params
+        return self._structured_checked(params)
 
     def _batch(self, observations, inputs, min_length=2) -> TrialBatch:
         return pack_trials(observations, inputs, min_length=min_length,
@@ -284,7 +284,8 @@ class LinearGaussianSSM:
           :class:`EMResult`. A warning is issued if the log-likelihood decreases.
         """
         max_iter = _check_int(max_iter, "max_iter", 1)
-        if not isinstance(tol, (int, float)) or not np.isfinite(tol) or tol < 0:
+        if (isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating))
+                or not np.isfinite(tol) or tol < 0):
             raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
         if path not in PATHS:
             raise ValueError(f"path must be one of {PATHS}, got {path!r}")
@@ -376,11 +377,12 @@ class LinearGaussianSSM:
     def _prepare_fit(self, observations, inputs, params, frozen, init, seed):
         """Validate the arguments shared by the fitting methods."""
         frozen = check_frozen(frozen)
+        if init not in ("pca", "random"):
+            raise ValueError(f"init must be 'pca' or 'random', got {init!r}")
         batch = self._batch(observations, inputs)
         if params is None:
             params = self._initialize(batch, init, seed)
-        params = self._check_params(params, batch.emission_dim)
-        return frozen, batch, self._structured_checked(params)
+        return frozen, batch, self._check_params(params, batch.emission_dim)
 
     def _structured_checked(self, p: LGSSMParams) -> LGSSMParams:
         for name, kind in (("Q", self.dynamics_covariance), ("R", self.emission_covariance)):
@@ -478,7 +480,12 @@ class LinearGaussianSSM:
             if future_inputs is None:
                 raise ValueError("future_inputs is required when input_dim > 0")
             fu = np.array(future_inputs, dtype=np.float64)
-            fu = np.broadcast_to(fu if fu.ndim == 3 else fu[None], (Kn, horizon, q))
+            if fu.ndim == 2:
+                fu = fu[None]
+            if fu.ndim != 3 or fu.shape[1:] != (horizon, q) or fu.shape[0] not in (1, Kn):
+                raise ValueError(f"future_inputs must be ({horizon}, {q}) or ({Kn}, {horizon}, "
+                                 f"{q}), got shape {np.shape(future_inputs)}")
+            fu = np.broadcast_to(fu, (Kn, horizon, q))
             if not np.all(np.isfinite(fu)):
                 raise ValueError("future_inputs must be finite")
         else:
@@ -516,8 +523,15 @@ class LinearGaussianSSM:
         if q:
             if inputs is None:
                 raise ValueError("inputs is required when input_dim > 0")
-            u = np.broadcast_to(np.asarray(inputs, dtype=np.float64).reshape(
-                (-1, n_steps, q)), (K_, n_steps, q))
+            u = np.array(inputs, dtype=np.float64)
+            if u.ndim == 2:
+                u = u[None]
+            if u.ndim != 3 or u.shape[1:] != (n_steps, q) or u.shape[0] not in (1, K_):
+                raise ValueError(f"inputs must be ({n_steps}, {q}) or ({K_}, {n_steps}, {q}), "
+                                 f"got shape {np.shape(inputs)}")
+            if not np.all(np.isfinite(u)):
+                raise ValueError("inputs must be finite")
+            u = np.broadcast_to(u, (K_, n_steps, q))
         else:
             u = np.zeros((K_, n_steps, 0))
         Lq, Lr, L0 = (np.linalg.cholesky(M) for M in (params.Q, params.R, params.P0))
@@ -537,6 +551,9 @@ def steady_state_posterior(params: LGSSMParams, observations, buffer: int = 256)
     """Steady-path filter/smoother means and shared covariances (advanced use, tests).
 
     Returns (SteadyPosterior batched over trials, SteadyCovariances)."""
+    if params.input_dim:
+        raise ValueError("steady_state_posterior does not take inputs; params has input_dim "
+                         f"{params.input_dim}")
     with jax.enable_x64(True):
         batch = pack_trials(observations, min_length=2 * buffer + 1, name="observations")
         if batch.any_missing or batch.ragged:
