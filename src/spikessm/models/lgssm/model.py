@@ -387,7 +387,8 @@ class LinearGaussianSSM:
     def _structured_checked(self, p: LGSSMParams) -> LGSSMParams:
         for name, kind in (("Q", self.dynamics_covariance), ("R", self.emission_covariance)):
             M = getattr(p, name)
-            if not np.array_equal(M, structure(M, kind)):
+            scale = np.max(np.abs(M))
+            if not np.allclose(M, structure(M, kind), rtol=0, atol=1e-12 * scale):
                 raise ValueError(f"params.{name} is not {kind}, but the model's "
                                  f"{'dynamics' if name == 'Q' else 'emission'}_covariance "
                                  f"is {kind!r}")
@@ -551,9 +552,9 @@ def steady_state_posterior(params: LGSSMParams, observations, buffer: int = 256)
     """Steady-path filter/smoother means and shared covariances (advanced use, tests).
 
     Returns (SteadyPosterior batched over trials, SteadyCovariances)."""
-    if params.input_dim:
-        raise ValueError("steady_state_posterior does not take inputs; params has input_dim "
-                         f"{params.input_dim}")
+    if np.any(params.B) or np.any(params.D):
+        raise ValueError("steady_state_posterior does not take inputs; params has nonzero "
+                         "input weights B or D")
     with jax.enable_x64(True):
         batch = pack_trials(observations, min_length=2 * buffer + 1, name="observations")
         if batch.any_missing or batch.ragged:
