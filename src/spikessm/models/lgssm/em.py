@@ -421,13 +421,3 @@ def em_chunk(P, data: Data, sums: DataSums, n_run, prev_ll, tol, *, steady: bool
             jnp.asarray(True))
     n, P, lls, conv, ok, _ = jax.lax.while_loop(cond, body, init)
     return P, lls, n, conv, ok
-
-
-@partial(jax.jit, static_argnames=("steady", "diag", "L", "missing"))
-def log_likelihood(P, data: Data, sums: DataSums, *, steady: bool, diag: bool, L: int,
-                   missing: bool):
-    """Marginal log-likelihood from the E-step of the chosen path (and the steady flag)."""
-    if steady:
-        st, ok = estep_steady(P, data, sums, diag=diag, L=L)
-        return st.ll, ok
-    return estep_general(P, data, sums, diag=diag, missing=missing).ll, jnp.asarray(True)

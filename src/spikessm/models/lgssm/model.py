@@ -337,12 +337,14 @@ class LinearGaussianSSM:
         bar.close()
         seconds = time.perf_counter() - t0
         out = _from_j(P, params, frozen)
-        final, ok = E.log_likelihood(_to_j(out), data, sums, steady=use_steady, diag=diag,
-                                     L=L, missing=batch.any_missing)
+        # log-likelihood of the returned parameters: the E-step of one more (discarded)
+        # iteration of the already-compiled loop, so no extra compilation
+        _, f_lls, _, _, ok = E.em_chunk(_to_j(out), data, sums, 1, np.nan, 0.0,
+                                        steady=use_steady, **static)
         if not bool(ok):
-            final, _ = E.log_likelihood(_to_j(out), data, sums, steady=False, diag=diag,
-                                        L=L, missing=batch.any_missing)
-        final = float(final)
+            _, f_lls, _, _, _ = E.em_chunk(_to_j(out), data, sums, 1, np.nan, 0.0,
+                                           steady=False, **static)
+        final = float(f_lls[0])
         return EMResult(out, np.array(lls), final, converged, len(lls),
                         "steady" if use_steady else "general", seconds)
 
