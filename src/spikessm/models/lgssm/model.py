@@ -131,6 +131,19 @@ def _check_int(value, name, low):
     return int(value)
 
 
+def _input_block(x, name, K_, T, q) -> np.ndarray:
+    """Validate (T, q) or (K, T, q) inputs and broadcast them to (K, T, q)."""
+    u = np.array(x, dtype=np.float64)
+    if u.ndim == 2:
+        u = u[None]
+    if u.ndim != 3 or u.shape[1:] != (T, q) or u.shape[0] not in (1, K_):
+        raise ValueError(f"{name} must be ({T}, {q}) or ({K_}, {T}, {q}), "
+                         f"got shape {np.shape(x)}")
+    if not np.all(np.isfinite(u)):
+        raise ValueError(f"{name} must be finite")
+    return np.broadcast_to(u, (K_, T, q))
+
+
 class LinearGaussianSSM:
     """Linear-Gaussian state-space model (configuration only; parameters are explicit).
 
@@ -482,15 +495,7 @@ class LinearGaussianSSM:
         if q:
             if future_inputs is None:
                 raise ValueError("future_inputs is required when input_dim > 0")
-            fu = np.array(future_inputs, dtype=np.float64)
-            if fu.ndim == 2:
-                fu = fu[None]
-            if fu.ndim != 3 or fu.shape[1:] != (horizon, q) or fu.shape[0] not in (1, Kn):
-                raise ValueError(f"future_inputs must be ({horizon}, {q}) or ({Kn}, {horizon}, "
-                                 f"{q}), got shape {np.shape(future_inputs)}")
-            fu = np.broadcast_to(fu, (Kn, horizon, q))
-            if not np.all(np.isfinite(fu)):
-                raise ValueError("future_inputs must be finite")
+            fu = _input_block(future_inputs, "future_inputs", Kn, horizon, q)
         else:
             fu = np.zeros((Kn, horizon, 0))
         post = self._posterior(params, batch)
@@ -526,15 +531,7 @@ class LinearGaussianSSM:
         if q:
             if inputs is None:
                 raise ValueError("inputs is required when input_dim > 0")
-            u = np.array(inputs, dtype=np.float64)
-            if u.ndim == 2:
-                u = u[None]
-            if u.ndim != 3 or u.shape[1:] != (n_steps, q) or u.shape[0] not in (1, K_):
-                raise ValueError(f"inputs must be ({n_steps}, {q}) or ({K_}, {n_steps}, {q}), "
-                                 f"got shape {np.shape(inputs)}")
-            if not np.all(np.isfinite(u)):
-                raise ValueError("inputs must be finite")
-            u = np.broadcast_to(u, (K_, n_steps, q))
+            u = _input_block(inputs, "inputs", K_, n_steps, q)
         else:
             u = np.zeros((K_, n_steps, 0))
         Lq, Lr, L0 = (np.linalg.cholesky(M) for M in (params.Q, params.R, params.P0))
