@@ -73,8 +73,6 @@ def gaussian_information(y, mask, C, R, *, diagonal: bool):
         h = (e * w) @ C
         r = jnp.sum(w * e * e, axis=1) + jnp.sum(m * (LOG_2PI + jnp.log(R)), axis=1)
         return J, h, r
-    N = R.shape[0]
-    eye = jnp.eye(N, dtype=y.dtype)
 
     def one(e_t, m_t):
         Rt = R * m_t[:, None] * m_t[None, :] + jnp.diag(1.0 - m_t)
@@ -87,7 +85,6 @@ def gaussian_information(y, mask, C, R, *, diagonal: bool):
         r_t = ze @ ze + jnp.sum(m_t) * LOG_2PI + 2.0 * jnp.sum(jnp.log(jnp.diag(Lr)))
         return J_t, h_t, r_t
 
-    del eye
     return jax.vmap(one)(e, m)
 
 
@@ -152,11 +149,6 @@ def _info_update_chol(m, L, J, h, r, eye):
     logdet_s = 2.0 * jnp.sum(jnp.log(jnp.diag(Ls)))
     ll = -0.5 * (r + logdet_s - 2.0 * m @ h + m @ (J @ m) - resid @ (Sig @ resid))
     return mu, Sig, ll
-
-
-def _at(X, t):
-    """X is either constant (no time axis, ndim given by caller) or indexed by t."""
-    return X if t is None else X[t]
 
 
 def filter_smooth(m0, P0, F, a, Q, J, h, r) -> Posterior:

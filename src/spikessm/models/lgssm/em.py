@@ -179,23 +179,25 @@ def estep_steady(P, data: Data, sums: DataSums, diag: bool, L: int):
 # ------------------------------------------------------------------------------------
 # general path
 # ------------------------------------------------------------------------------------
-def _posterior_general(P, data: Data, diag: bool, missing: bool = True):
+def emission_information(P, data: Data, diag: bool, missing: bool):
+    """Per-step emission information J (K, T, d, d), h (K, T, d), r (K, T) for the
+    general kernel; padded steps carry none. ``missing=False`` promises every channel is
+    observed inside each trial, so one projection serves all steps."""
     Pj = _params_j(P, diag)
-    off = P["d"] + data.u @ P["D"].T
+    e = data.y - (P["d"] + data.u @ P["D"].T)
     if missing:
         m = data.mask & data.valid[..., None]
-        J, h, r = jax.vmap(
-            lambda e, mk: K.gaussian_information(e, mk, Pj["C"], Pj["R"], diagonal=diag)
-        )(data.y - off, m)
-    else:  # every channel observed inside each trial: one shared J, padding masked out
-        J1, h, r = jax.vmap(
-            lambda e: K.gaussian_information_full(e, Pj["C"], Pj["R"], diagonal=diag)
-        )(data.y - off)
-        vf = data.valid.astype(h.dtype)
-        J = vf[..., None, None] * J1[:, None]
-        h = h * vf[..., None]
-        r = r * vf
-    return _smooth_trials(P, data, J, h, r)
+        return jax.vmap(
+            lambda e_k, m_k: K.gaussian_information(e_k, m_k, Pj["C"], Pj["R"], diagonal=diag)
+        )(e, m)
+    J1, h, r = jax.vmap(
+        lambda e_k: K.gaussian_information_full(e_k, Pj["C"], Pj["R"], diagonal=diag))(e)
+    vf = data.valid.astype(h.dtype)
+    return vf[..., None, None] * J1[:, None], h * vf[..., None], r * vf
+
+
+def _posterior_general(P, data: Data, diag: bool, missing: bool = True):
+    return _smooth_trials(P, data, *emission_information(P, data, diag, missing))
 
 
 def _smooth_trials(P, data: Data, J, h, r):

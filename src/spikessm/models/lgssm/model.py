@@ -133,6 +133,10 @@ def _check_int(value, name, low):
 
 def _input_block(x, name, K_, T, q) -> np.ndarray:
     """Validate (T, q) or (K, T, q) inputs and broadcast them to (K, T, q)."""
+    if q == 0:
+        return np.zeros((K_, T, 0))
+    if x is None:
+        raise ValueError(f"{name} is required when input_dim > 0")
     u = np.array(x, dtype=np.float64)
     if u.ndim == 2:
         u = u[None]
@@ -492,12 +496,7 @@ class LinearGaussianSSM:
         batch = self._batch(observations, inputs, min_length=1)
         params = self._check_params(params, batch.emission_dim)
         Kn, q = batch.n_trials, self.input_dim
-        if q:
-            if future_inputs is None:
-                raise ValueError("future_inputs is required when input_dim > 0")
-            fu = _input_block(future_inputs, "future_inputs", Kn, horizon, q)
-        else:
-            fu = np.zeros((Kn, horizon, 0))
+        fu = _input_block(future_inputs, "future_inputs", Kn, horizon, q)
         post = self._posterior(params, batch)
         last = batch.lengths - 1
         idx = np.arange(Kn)
@@ -528,12 +527,7 @@ class LinearGaussianSSM:
         K_ = 1 if n_trials is None else _check_int(n_trials, "n_trials", 1)
         rng = np.random.default_rng(seed)
         d, N, q = params.state_dim, params.emission_dim, params.input_dim
-        if q:
-            if inputs is None:
-                raise ValueError("inputs is required when input_dim > 0")
-            u = _input_block(inputs, "inputs", K_, n_steps, q)
-        else:
-            u = np.zeros((K_, n_steps, 0))
+        u = _input_block(inputs, "inputs", K_, n_steps, q)
         Lq, Lr, L0 = (np.linalg.cholesky(M) for M in (params.Q, params.R, params.P0))
         x = np.empty((K_, n_steps, d))
         x[:, 0] = params.m0 + rng.standard_normal((K_, d)) @ L0.T
@@ -554,14 +548,14 @@ def steady_state_posterior(params: LGSSMParams, observations, buffer: int = 256)
     if np.any(params.B) or np.any(params.D):
         raise ValueError("steady_state_posterior does not take inputs; params has nonzero "
                          "input weights B or D")
+    params = replace_fields(params, B=np.zeros((params.state_dim, 0)),
+                            D=np.zeros((params.emission_dim, 0)))
     with jax.enable_x64(True):
         batch = pack_trials(observations, min_length=2 * buffer + 1, name="observations")
         if batch.any_missing or batch.ragged:
             raise ValueError("observations must be complete, equal-length trials")
-        C, R = jnp.asarray(params.C), jnp.asarray(params.R)
-        RinvC = jnp.linalg.solve(R, C)
-        J = K._sym(C.T @ RinvC)
-        h = (jnp.asarray(batch.y) - params.d) @ RinvC
+        data = _data(batch)
+        J, h, _ = E._project_complete(_to_j(params), data, E.data_sums(data), diag=False)
         cov = K.steady_covariances(jnp.asarray(params.P0), jnp.asarray(params.A),
                                    jnp.asarray(params.Q), J, buffer)
         a = jnp.broadcast_to(jnp.asarray(params.b), h.shape)

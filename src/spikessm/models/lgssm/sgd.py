@@ -15,7 +15,7 @@ import numpy as np
 import optax
 
 from ...kernels import kalman as K
-from .em import Data
+from .em import Data, emission_information
 
 COV_NAMES = {"Q": "dynamics", "R": "emission", "P0": "initial"}
 
@@ -42,18 +42,7 @@ def raw_to_cov(raw, kind: str, n: int):
 
 def log_likelihood(P, data: Data, diag: bool, missing: bool):
     """Exact marginal log-likelihood (filter only), differentiable. P: dict of arrays."""
-    R = jnp.diag(P["R"]) if diag else P["R"]
-    off = P["d"] + data.u @ P["D"].T
-    e = data.y - off
-    if missing:
-        m = data.mask & data.valid[..., None]
-        J, h, r = jax.vmap(
-            lambda e_k, m_k: K.gaussian_information(e_k, m_k, P["C"], R, diagonal=diag))(e, m)
-    else:
-        J1, h, r = jax.vmap(
-            lambda e_k: K.gaussian_information_full(e_k, P["C"], R, diagonal=diag))(e)
-        vf = data.valid.astype(h.dtype)
-        J, h, r = vf[..., None, None] * J1[:, None], h * vf[..., None], r * vf
+    J, h, r = emission_information(P, data, diag, missing)
     a = P["b"] + data.u @ P["B"].T
     out = jax.vmap(K.filter_only, in_axes=(None, None, None, 0, None, 0, 0, 0))(
         P["m0"], P["P0"], P["A"], a, P["Q"], J, h, r)
