@@ -7,7 +7,7 @@ import copy
 import numpy as np
 import pytest
 
-from spikessm.evaluation.gauge import (
+from spikessm.evaluation import (
     affine_align,
     canonical_transform,
     canonicalize,

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from spikessm import LinearGaussianSSM, make_params
-from spikessm.evaluation.gauge import eigenvalue_match, max_subspace_angle
+from spikessm.evaluation import eigenvalue_match, max_subspace_angle
 
 n, N, T, Q_IN = 3, 6, 200, 2
 MONO = 1e-8  # allowed relative decrease per EM iteration (rounding only)

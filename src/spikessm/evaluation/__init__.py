@@ -1,6 +1,7 @@
-"""Evaluation utilities for spikessm models."""
+"""Evaluation utilities for spikessm models (the gauge math itself lives in
+:mod:`spikessm.models.gauge`, below every model that canonicalises its fits)."""
 
-from spikessm.evaluation.gauge import (
+from spikessm.models.gauge import (
     affine_align,
     canonical_transform,
     canonicalize,

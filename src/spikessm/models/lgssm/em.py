@@ -89,24 +89,24 @@ def data_sums(data: Data) -> DataSums:
     return DataSums(Syy, Syo, Soo, jnp.sum(m, axis=(0, 1)))
 
 
-def _pad_cov(S, p):
+def pad_cov(S, p):
     d = S.shape[-1]
     return jnp.zeros(S.shape[:-2] + (p, p), S.dtype).at[..., :d, :d].set(S)
 
 
-def _zvec(mu, u, valid):
+def zvec(mu, u, valid):
     """z_t = [mu_t, 1, u_t] masked by valid: (K, T, p)."""
     one = valid[..., None].astype(mu.dtype)
     return jnp.concatenate([mu * one, one, u * one], axis=-1)
 
 
-def _dynamics_stats(mu, u, valid, cov_prev, cov_next, cross_sum):
+def dynamics_stats(mu, u, valid, cov_prev, cov_next, cross_sum):
     """Regression sums for t >= 1 from smoothed means (K, T, d) and covariance sums."""
     p = mu.shape[-1] + 1 + u.shape[-1]
     v = valid[:, 1:]
-    zp = _zvec(mu[:, :-1], u[:, 1:], v)
+    zp = zvec(mu[:, :-1], u[:, 1:], v)
     xn = mu[:, 1:] * v[..., None]
-    Szz = jnp.einsum("kti,ktj->ij", zp, zp) + _pad_cov(cov_prev, p)
+    Szz = jnp.einsum("kti,ktj->ij", zp, zp) + pad_cov(cov_prev, p)
     Sxz = jnp.einsum("kti,ktj->ij", xn, zp)
     Sxz = Sxz.at[:, : mu.shape[-1]].add(cross_sum)
     Sxx = jnp.einsum("kti,ktj->ij", xn, xn) + cov_next
@@ -165,11 +165,11 @@ def estep_steady(P, data: Data, sums: DataSums, diag: bool, L: int):
     mu = post.smoothed_means
     s_all, s_first, s_last, s_cross = K.steady_cov_sums(cov, T)
     valid = data.valid
-    Szz_d, Sxz_d, Sxx_d, n_d = _dynamics_stats(
+    Szz_d, Sxz_d, Sxx_d, n_d = dynamics_stats(
         mu, data.u, valid, Kn * (s_all - s_last), Kn * (s_all - s_first), Kn * s_cross)
     p = d + 1 + data.u.shape[-1]
-    z = _zvec(mu, data.u, valid)
-    Szz = jnp.einsum("kti,ktj->ij", z, z) + _pad_cov(Kn * s_all, p)
+    z = zvec(mu, data.u, valid)
+    Szz = jnp.einsum("kti,ktj->ij", z, z) + pad_cov(Kn * s_all, p)
     Syz = data.y.reshape(-1, N).T @ z.reshape(-1, z.shape[-1])
     st = Stats(Szz_d, Sxz_d, Sxx_d, n_d, jnp.broadcast_to(Szz, (N, p, p)), Syz, sums.Syy,
                sums.n_obs, mu[:, 0], Kn * s_first, ll)
@@ -271,17 +271,17 @@ def estep_general(P, data: Data, sums: DataSums, diag: bool, missing: bool):
     cov_prev = jnp.einsum("kt,ktij->ij", vf[:, 1:], S[:, :-1])
     cov_next = jnp.einsum("kt,ktij->ij", vf[:, 1:], S[:, 1:])
     cross = jnp.einsum("kt,ktij->ij", vf[:, 1:], X[:, 1:])
-    Szz_d, Sxz_d, Sxx_d, n_d = _dynamics_stats(mu, data.u, valid, cov_prev, cov_next, cross)
-    z = _zvec(mu, data.u, valid)
+    Szz_d, Sxz_d, Sxx_d, n_d = dynamics_stats(mu, data.u, valid, cov_prev, cov_next, cross)
+    z = zvec(mu, data.u, valid)
     ll = jnp.sum(post.log_likelihoods * vf) + ll_data
     if missing and diag:
         m = (data.mask & valid[..., None]).astype(mu.dtype)
-        Szz = jnp.einsum("ktn,kti,ktj->nij", m, z, z) + _pad_cov(
+        Szz = jnp.einsum("ktn,kti,ktj->nij", m, z, z) + pad_cov(
             jnp.einsum("ktn,ktij->nij", m, S), p)
         Syz = jnp.einsum("ktn,ktj->nj", data.y * m, z)
         Syy, n_em = sums.Syy, sums.n_obs
     else:
-        Szz1 = jnp.einsum("kti,ktj->ij", z, z) + _pad_cov(jnp.einsum("kt,ktij->ij", vf, S), p)
+        Szz1 = jnp.einsum("kti,ktj->ij", z, z) + pad_cov(jnp.einsum("kt,ktij->ij", vf, S), p)
         Szz = jnp.broadcast_to(Szz1, (N, p, p))
         n_em = jnp.full((N,), jnp.sum(vf))
         if missing:
@@ -296,7 +296,7 @@ def estep_general(P, data: Data, sums: DataSums, diag: bool, missing: bool):
 # ------------------------------------------------------------------------------------
 # M-step
 # ------------------------------------------------------------------------------------
-def _regress(Syz, Szz, W_old, free):
+def regress(Syz, Szz, W_old, free):
     """Conditional least squares: columns where ``free`` is False keep W_old's values.
 
     Syz (n, p), Szz (p, p), W_old (n, p), free: static tuple of bools (length p).
@@ -315,7 +315,7 @@ def _regress(Syz, Szz, W_old, free):
     return W_old.at[:, fi_a].set(Wf)
 
 
-def _cov_update(Syy, Syz, Szz, W, n, kind):
+def cov_update(Syy, Syz, Szz, W, n, kind):
     M = Syy - W @ Syz.T - Syz @ W.T + W @ Szz @ W.T
     M = K._sym(M) / n
     if kind == "diagonal":
@@ -339,21 +339,21 @@ def mstep(P, st: Stats, frozen: tuple, q_type: str, r_type: str, per_channel: bo
     new = dict(P)
     # dynamics
     W_old = jnp.concatenate([P["A"], P["b"][:, None], P["B"]], axis=1)
-    W = _regress(st.Sxz_dyn, st.Szz_dyn, W_old, _free_cols(d, q, ("A", "b", "B"), frozen))
+    W = regress(st.Sxz_dyn, st.Szz_dyn, W_old, _free_cols(d, q, ("A", "b", "B"), frozen))
     # with q == 0 the input block is empty: keep the (empty) old array rather than slice a
     # zero-width block out of W (XLA on CPU aborts compiling such a slice of a concatenate)
     new["A"], new["b"] = W[:, :d], W[:, d]
     new["B"] = W[:, d + 1:] if q else P["B"]
     if "Q" not in frozen:
-        new["Q"] = _cov_update(st.Sxx_dyn, st.Sxz_dyn, st.Szz_dyn, W, st.n_dyn, q_type)
+        new["Q"] = cov_update(st.Sxx_dyn, st.Sxz_dyn, st.Szz_dyn, W, st.n_dyn, q_type)
     # emissions
     W_old = jnp.concatenate([P["C"], P["d"][:, None], P["D"]], axis=1)
     free = _free_cols(d, q, ("C", "d", "D"), frozen)
     if per_channel:
-        W = jax.vmap(lambda s, S, w: _regress(s[None], S, w[None], free)[0])(
+        W = jax.vmap(lambda s, S, w: regress(s[None], S, w[None], free)[0])(
             st.Syz, st.Szz_em, W_old)
     else:
-        W = _regress(st.Syz, st.Szz_em[0], W_old, free)
+        W = regress(st.Syz, st.Szz_em[0], W_old, free)
     new["C"], new["d"] = W[:, :d], W[:, d]
     new["D"] = W[:, d + 1:] if q else P["D"]
     if "R" not in frozen:
@@ -366,7 +366,7 @@ def mstep(P, st: Stats, frozen: tuple, q_type: str, r_type: str, per_channel: bo
             else:
                 new["R"] = jnp.diag(num / st.n_em)
         else:
-            new["R"] = _cov_update(st.Syy, st.Syz, st.Szz_em[0], W, st.n_em[0], r_type)
+            new["R"] = cov_update(st.Syy, st.Syz, st.Szz_em[0], W, st.n_em[0], r_type)
     # initial state
     Kn = st.mu0.shape[0]
     if "m0" not in frozen:
