@@ -252,28 +252,26 @@ def _impute_full_R(P, data: Data, mu, S):
     return Syz, Syy
 
 
-@partial(jax.jit, static_argnames=("diag", "missing"))
-def estep_general(P, data: Data, sums: DataSums, diag: bool, missing: bool):
-    """E-step on the general path (missing entries, ragged trials). Returns Stats."""
-    if missing:
-        post = _posterior_general(P, data, diag, missing)
-        ll_data = 0.0
-    else:  # per-step N x N work avoided: the data term of the likelihood comes from sums
-        J, h, ll_data = _project_complete(P, data, sums, diag)
-        J = data.valid.astype(h.dtype)[..., None, None] * J
-        post = _smooth_trials(P, data, J, h, jnp.zeros(h.shape[:2], h.dtype))
-    mu, S, X = post.smoothed_means, post.smoothed_covs, post.cross_covs
+def smoothed_cov_sums(S, X, valid):
+    """Sums over valid steps t >= 1 of S_{t-1}, S_t and Cov(x_t, x_{t-1}): (d, d) each,
+    from smoothed covariances S (K, T, d, d) and cross-covariances X (K, T, d, d)."""
+    vf = valid.astype(S.dtype)[:, 1:]
+    return (jnp.einsum("kt,ktij->ij", vf, S[:, :-1]), jnp.einsum("kt,ktij->ij", vf, S[:, 1:]),
+            jnp.einsum("kt,ktij->ij", vf, X[:, 1:]))
+
+
+def emission_stats(P, data: Data, sums: DataSums, mu, S, diag: bool, missing: bool):
+    """Emission regression sums from smoothed means (K, T, d) and covariances (K, T, d, d).
+
+    Returns Szz (N, p, p) per channel, Syz (N, p), Syy (N, N), n_em (N,), with
+    z_t = [x_t, 1, u_t]. Missing entries: per channel for diagonal R, imputed from their
+    conditional distribution (Shumway-Stoffer) for full R."""
     valid = data.valid
     vf = valid.astype(mu.dtype)
     Kn, T, N = data.y.shape
     d = mu.shape[-1]
     p = d + 1 + data.u.shape[-1]
-    cov_prev = jnp.einsum("kt,ktij->ij", vf[:, 1:], S[:, :-1])
-    cov_next = jnp.einsum("kt,ktij->ij", vf[:, 1:], S[:, 1:])
-    cross = jnp.einsum("kt,ktij->ij", vf[:, 1:], X[:, 1:])
-    Szz_d, Sxz_d, Sxx_d, n_d = dynamics_stats(mu, data.u, valid, cov_prev, cov_next, cross)
     z = zvec(mu, data.u, valid)
-    ll = jnp.sum(post.log_likelihoods * vf) + ll_data
     if missing and diag:
         m = (data.mask & valid[..., None]).astype(mu.dtype)
         Szz = jnp.einsum("ktn,kti,ktj->nij", m, z, z) + pad_cov(
@@ -289,6 +287,25 @@ def estep_general(P, data: Data, sums: DataSums, diag: bool, missing: bool):
         else:
             Syz = data.y.reshape(-1, N).T @ z.reshape(-1, z.shape[-1])
             Syy = sums.Syy
+    return Szz, Syz, Syy, n_em
+
+
+@partial(jax.jit, static_argnames=("diag", "missing"))
+def estep_general(P, data: Data, sums: DataSums, diag: bool, missing: bool):
+    """E-step on the general path (missing entries, ragged trials). Returns Stats."""
+    if missing:
+        post = _posterior_general(P, data, diag, missing)
+        ll_data = 0.0
+    else:  # per-step N x N work avoided: the data term of the likelihood comes from sums
+        J, h, ll_data = _project_complete(P, data, sums, diag)
+        J = data.valid.astype(h.dtype)[..., None, None] * J
+        post = _smooth_trials(P, data, J, h, jnp.zeros(h.shape[:2], h.dtype))
+    mu, S, X = post.smoothed_means, post.smoothed_covs, post.cross_covs
+    vf = data.valid.astype(mu.dtype)
+    Szz_d, Sxz_d, Sxx_d, n_d = dynamics_stats(
+        mu, data.u, data.valid, *smoothed_cov_sums(S, X, data.valid))
+    ll = jnp.sum(post.log_likelihoods * vf) + ll_data
+    Szz, Syz, Syy, n_em = emission_stats(P, data, sums, mu, S, diag, missing)
     return Stats(Szz_d, Sxz_d, Sxx_d, n_d, Szz, Syz, Syy, n_em, mu[:, 0], jnp.sum(S[:, 0], 0),
                  ll)
 
@@ -331,22 +348,36 @@ def _free_cols(d, q, names, frozen):
     return (a not in frozen,) * d + (o not in frozen,) + (i not in frozen,) * q
 
 
-@partial(jax.jit, static_argnames=("frozen", "q_type", "r_type", "per_channel"))
-def mstep(P, st: Stats, frozen: tuple, q_type: str, r_type: str, per_channel: bool):
-    """Exact (conditional) M-step. ``frozen`` names parameters kept at their values."""
+def mstep_dynamics(P, st: Stats, frozen: tuple, q_type: str, ridge=0.0):
+    """A, b, B, Q by (conditional) least squares on the dynamics sums.
+
+    ``ridge`` > 0 adds the matrix-normal prior A ~ MN(I, Q, I / ridge) (centred at the
+    identity, conjugate), whose exact MAP update adds ``ridge`` to the A block of Szz and
+    ``ridge * I`` to Sxz, and ``ridge (A - I)(A - I)'`` and ``d`` pseudo-steps to Q's sums.
+    Returns (A, b, B, Q)."""
     d = P["A"].shape[0]
     q = P["B"].shape[1]
-    new = dict(P)
-    # dynamics
+    Szz, Sxz, Sxx, n = st.Szz_dyn, st.Sxz_dyn, st.Sxx_dyn, st.n_dyn
+    eye = jnp.eye(d, dtype=Szz.dtype)
+    if not (isinstance(ridge, float) and ridge == 0.0):
+        Szz = Szz.at[:d, :d].add(ridge * eye)
+        Sxz = Sxz.at[:, :d].add(ridge * eye)
+        Sxx = Sxx + ridge * eye
+        n = n + d
     W_old = jnp.concatenate([P["A"], P["b"][:, None], P["B"]], axis=1)
-    W = regress(st.Sxz_dyn, st.Szz_dyn, W_old, _free_cols(d, q, ("A", "b", "B"), frozen))
+    W = regress(Sxz, Szz, W_old, _free_cols(d, q, ("A", "b", "B"), frozen))
     # with q == 0 the input block is empty: keep the (empty) old array rather than slice a
     # zero-width block out of W (XLA on CPU aborts compiling such a slice of a concatenate)
-    new["A"], new["b"] = W[:, :d], W[:, d]
-    new["B"] = W[:, d + 1:] if q else P["B"]
-    if "Q" not in frozen:
-        new["Q"] = cov_update(st.Sxx_dyn, st.Sxz_dyn, st.Szz_dyn, W, st.n_dyn, q_type)
-    # emissions
+    A, b = W[:, :d], W[:, d]
+    B = W[:, d + 1:] if q else P["B"]
+    Q = P["Q"] if "Q" in frozen else cov_update(Sxx, Sxz, Szz, W, n, q_type)
+    return A, b, B, Q
+
+
+def mstep_emission(P, st: Stats, frozen: tuple, r_type: str, per_channel: bool):
+    """C, d, D, R by (conditional) least squares on the emission sums. Returns (C, d, D, R)."""
+    d = P["C"].shape[1]
+    q = P["D"].shape[1]
     W_old = jnp.concatenate([P["C"], P["d"][:, None], P["D"]], axis=1)
     free = _free_cols(d, q, ("C", "d", "D"), frozen)
     if per_channel:
@@ -354,26 +385,40 @@ def mstep(P, st: Stats, frozen: tuple, q_type: str, r_type: str, per_channel: bo
             st.Syz, st.Szz_em, W_old)
     else:
         W = regress(st.Syz, st.Szz_em[0], W_old, free)
-    new["C"], new["d"] = W[:, :d], W[:, d]
-    new["D"] = W[:, d + 1:] if q else P["D"]
+    C, dd = W[:, :d], W[:, d]
+    D = W[:, d + 1:] if q else P["D"]
+    R = P["R"]
     if "R" not in frozen:
         if per_channel:
             syy = jnp.diag(st.Syy)
             num = (syy - 2.0 * jnp.sum(W * st.Syz, axis=1)
                    + jnp.einsum("ni,nij,nj->n", W, st.Szz_em, W))
             if r_type == "isotropic":
-                new["R"] = jnp.sum(num) / jnp.sum(st.n_em) * jnp.eye(W.shape[0], dtype=W.dtype)
+                R = jnp.sum(num) / jnp.sum(st.n_em) * jnp.eye(W.shape[0], dtype=W.dtype)
             else:
-                new["R"] = jnp.diag(num / st.n_em)
+                R = jnp.diag(num / st.n_em)
         else:
-            new["R"] = cov_update(st.Syy, st.Syz, st.Szz_em[0], W, st.n_em[0], r_type)
-    # initial state
-    Kn = st.mu0.shape[0]
-    if "m0" not in frozen:
-        new["m0"] = jnp.mean(st.mu0, axis=0)
-    if "P0" not in frozen:
-        dev = st.mu0 - new["m0"]
-        new["P0"] = K._sym((st.S0 + dev.T @ dev) / Kn)
+            R = cov_update(st.Syy, st.Syz, st.Szz_em[0], W, st.n_em[0], r_type)
+    return C, dd, D, R
+
+
+def mstep_initial(P, mu0, S0, frozen: tuple):
+    """m0, P0 from the smoothed first states mu0 (K, d) and their summed covariance S0."""
+    Kn = mu0.shape[0]
+    m0 = P["m0"] if "m0" in frozen else jnp.mean(mu0, axis=0)
+    if "P0" in frozen:
+        return m0, P["P0"]
+    dev = mu0 - m0
+    return m0, K._sym((S0 + dev.T @ dev) / Kn)
+
+
+@partial(jax.jit, static_argnames=("frozen", "q_type", "r_type", "per_channel"))
+def mstep(P, st: Stats, frozen: tuple, q_type: str, r_type: str, per_channel: bool):
+    """Exact (conditional) M-step. ``frozen`` names parameters kept at their values."""
+    new = dict(P)
+    new["A"], new["b"], new["B"], new["Q"] = mstep_dynamics(P, st, frozen, q_type)
+    new["C"], new["d"], new["D"], new["R"] = mstep_emission(P, st, frozen, r_type, per_channel)
+    new["m0"], new["P0"] = mstep_initial(P, st.mu0, st.S0, frozen)
     return new
 
 
