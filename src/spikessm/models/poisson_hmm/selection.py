@@ -1,0 +1,73 @@
+"""Choosing the number of states by held-out likelihood, and aligning fitted states to a
+reference (Hungarian algorithm on the rates)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from .model import HMMFitResult, PoissonHMM
+
+
+@dataclass(frozen=True)
+class NStatesSelection:
+    """Result of :func:`select_n_states`.
+
+    n_states (m,); train_log_likelihoods, test_log_likelihoods (m,); test_per_bin (m,)
+    held-out log-likelihood per observed bin; aic, bic (m,) on the training data;
+    best_n_states: the K with the highest held-out log-likelihood; fits: one
+    :class:`HMMFitResult` per K."""
+
+    n_states: np.ndarray
+    train_log_likelihoods: np.ndarray
+    test_log_likelihoods: np.ndarray
+    test_per_bin: np.ndarray
+    aic: np.ndarray
+    bic: np.ndarray
+    best_n_states: int
+    fits: tuple[HMMFitResult, ...]
+
+
+def select_n_states(train, test, n_states, dt: float, *, n_restarts: int = 3, seed: int = 0,
+                    max_iter: int = 200, tol: float = 1e-6, progress: bool = False,
+                    **model_kwargs) -> NStatesSelection:
+    """Fit a :class:`PoissonHMM` for each K in ``n_states`` on ``train`` (best of
+    ``n_restarts``) and score it on the held-out ``test`` trials. ``model_kwargs`` go to
+    :class:`PoissonHMM` (priors; masks must then fit every K)."""
+    ks = [int(k) for k in np.atleast_1d(n_states)]
+    if not ks:
+        raise ValueError("n_states must list at least one number of states")
+    rows, fits = [], []
+    for K in ks:
+        model = PoissonHMM(K, dt, **model_kwargs)
+        fit = model.fit(train, n_restarts=n_restarts, seed=seed, max_iter=max_iter, tol=tol,
+                        progress=progress)
+        test_ll = model.log_likelihood(test, fit.params)
+        rows.append((fit.log_likelihood, test_ll, model.score(test, fit.params),
+                     model.aic(train, fit.params), model.bic(train, fit.params)))
+        fits.append(fit)
+    tr, te, pb, aic, bic = (np.array(c) for c in zip(*rows))
+    return NStatesSelection(np.array(ks), tr, te, pb, aic, bic, ks[int(np.argmax(te))],
+                            tuple(fits))
+
+
+def align_states(rates_fit, rates_ref) -> np.ndarray:
+    """Permutation ``perm`` that best matches fitted states to reference states:
+    fitted state ``perm[k]`` corresponds to reference state k (use
+    ``params.permute(perm)``). Cost: squared difference of the rates (K, C), each channel
+    scaled by its mean reference rate; solved exactly by the Hungarian algorithm."""
+    f = np.asarray(rates_fit, dtype=float)
+    r = np.asarray(rates_ref, dtype=float)
+    if f.ndim != 2 or f.shape != r.shape:
+        raise ValueError(f"rates_fit and rates_ref must both be (K, C) with the same shape, "
+                         f"got {f.shape} and {r.shape}")
+    if not (np.all(np.isfinite(f)) and np.all(np.isfinite(r))):
+        raise ValueError("rates must be finite")
+    scale = np.where(r.mean(axis=0) > 0, r.mean(axis=0), 1.0)
+    cost = (((r[:, None, :] - f[None, :, :]) / scale) ** 2).sum(axis=2)  # (ref, fit)
+    rows, cols = linear_sum_assignment(cost)
+    perm = np.empty(f.shape[0], dtype=np.int64)
+    perm[rows] = cols
+    return perm
