@@ -429,12 +429,23 @@ class PoissonHMM:
     def ll_ecll_line(self, data, params: PoissonHMMParams,
                      params_next: PoissonHMMParams | None = None, s=None) -> LineResult:
         """LL and ECLL along theta + s (theta' - theta) (default theta' = one EM step,
-        s = linspace(0, 1.5, 31)); parameters must stay valid along the line."""
+        s = 31 points from 0 to 1.5, or to where the parameters stop being valid if that
+        comes first (never before 1)); every point must give valid parameters."""
         batch = self._batch(data)
         params = self._check_params(params, batch.n_channels)
         nxt = self.mstep(data, params) if params_next is None else self._check_params(
             params_next, batch.n_channels)
-        s = np.linspace(0.0, 1.5, 31) if s is None else np.asarray(s, dtype=float).ravel()
+        if s is None:  # up to 1.5, or as far as the parameters stay valid
+            smax = 1.5
+            for a, b in ((params.initial_probs, nxt.initial_probs),
+                         (params.transition_matrix, nxt.transition_matrix),
+                         (params.rates, nxt.rates)):
+                d = b - a
+                neg = d < 0
+                if neg.any():
+                    smax = min(smax, float(np.min(-a[neg] / d[neg])))
+            s = np.linspace(0.0, max(smax, 1.0), 31)
+        s = np.asarray(s, dtype=float).ravel()
         P = self._to_j(params)
         st = E.stats_jit(P, batch.data, self.dt)
         const = jnp.sum(batch.data.const)
