@@ -290,3 +290,29 @@ def test_x64_scoped():
     before = bool(jax.config.jax_enable_x64)
     PoissonHMM(2, 0.1).random_params(0, n_channels=2)
     assert bool(jax.config.jax_enable_x64) == before
+
+
+def test_figures_return_figures(tiny, tutorial_fit):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    from spikessm.plotting import (
+        plot_learning_curve,
+        plot_ll_ecll_epochs,
+        plot_ll_ecll_line,
+        plot_raster_states,
+        plot_rates_comparison,
+    )
+
+    model, p, trials = tiny
+    tmodel, truth, _, y, fit = tutorial_fit
+    aligned = fit.params.permute(align_states(fit.params.rates, truth.rates))
+    figs = [plot_raster_states(trials[0], model.viterbi(trials[0], p), model.dt, n_states=2),
+            plot_learning_curve(fit), plot_ll_ecll_epochs(fit),
+            plot_ll_ecll_line(model.ll_ecll_line(trials, p)),
+            plot_rates_comparison(aligned, truth, tmodel.dt)]
+    assert all(isinstance(f, Figure) for f in figs)
+    plt.close("all")

@@ -47,11 +47,13 @@ class Posterior(NamedTuple):
 
     gammas (T, K, n): p(z_t = k | y) (zero on padded steps); expected_transitions
     (K, K): sum over trials and t of p(z_{t-1} = i, z_t = j | y); log_likelihoods (n,):
-    log p(y) per trial (emission terms as supplied in ``log_obs``)."""
+    log p(y) per trial (emission terms as supplied in ``log_obs``); n_clipped: emission
+    entries raised to the clipping floor (always 0 for the log-space kernel)."""
 
     gammas: jax.Array
     expected_transitions: jax.Array
     log_likelihoods: jax.Array
+    n_clipped: jax.Array | int = 0
 
 
 def _vm(x, M):
@@ -110,7 +112,7 @@ def forward_backward(log_init, trans, log_obs, valid, unroll: int = 2) -> Poster
     xi_t[i, j] = gamma_{t-1}(i) A_ij w_j / (A w)_i with w = emission * backward message,
     accumulated in the scan: every step is O(K^2 n) multiply-adds, with no exponential
     or logarithm and no (T, K, K) storage."""
-    ps, ll, _, B = forward(log_init, trans, log_obs, valid, unroll)
+    ps, ll, n_clip, B = forward(log_init, trans, log_obs, valid, unroll)
     K, n = ps.shape[1], ps.shape[2]
 
     def step(c, inp):
@@ -131,7 +133,7 @@ def forward_backward(log_init, trans, log_obs, valid, unroll: int = 2) -> Poster
                               unroll=unroll)
     g_last = ps[-1] / jnp.sum(ps[-1], axis=0)[None]
     gammas = jnp.concatenate([g, g_last[None]], axis=0) * valid[:, None, :]
-    return Posterior(gammas, xi * trans, ll)
+    return Posterior(gammas, xi * trans, ll, n_clip)
 
 
 # ------------------------------------------------------------------------------------

@@ -60,7 +60,8 @@ class Config(NamedTuple):
 class Stats(NamedTuple):
     """Expected sufficient statistics summed over trials and time: g0 (K,) = sum of
     p(z_0 | y); xi (K, K) expected transition counts; Sy (K, C) = sum gamma y;
-    Sn (K, C) = sum gamma * observed; ll () data log-likelihood; ll_trials (n,)."""
+    Sn (K, C) = sum gamma * observed; ll () data log-likelihood; ll_trials (n,);
+    n_clipped: clipped emission entries (see :mod:`spikessm.kernels.hmm`)."""
 
     g0: jax.Array
     xi: jax.Array
@@ -68,6 +69,7 @@ class Stats(NamedTuple):
     Sn: jax.Array
     ll: jax.Array
     ll_trials: jax.Array
+    n_clipped: jax.Array
 
 
 def log_obs(P, data: Data, dt):
@@ -108,7 +110,7 @@ def estep(P, data: Data, dt) -> tuple[Stats, H.Posterior]:
     C = S.shape[1] // 2
     ll_trials = post.log_likelihoods + data.const
     st = Stats(jnp.sum(g[0], axis=1), post.expected_transitions,
-               S[:, :C], S[:, C:], jnp.sum(ll_trials), ll_trials)
+               S[:, :C], S[:, C:], jnp.sum(ll_trials), ll_trials, post.n_clipped)
     return st, post
 
 
@@ -152,17 +154,18 @@ def em_chunk(P, data: Data, cfg: Config, n_run, prev_obj, tol):
     obj = ll + log prior(theta_i) (the quantity EM increases), q_new = Q(theta_{i+1} |
     theta_i), q_old = Q(theta_i | theta_i). Stops when |obj_i - obj_{i-1}| <= tol *
     |obj_{i-1}| (tol > 0) or when the log-likelihood is not finite. Returns (P, lls, objs,
-    q_new, q_old, n_done, converged); the traces are NaN-padded to CHUNK.
+    q_new, q_old, n_done, converged, n_clipped of the last E-step); the traces are
+    NaN-padded to CHUNK. With n_run = 1 and tol = 0, lls[0] is the log-likelihood of P.
     """
     nan = jnp.full((CHUNK,), jnp.nan, dtype=prev_obj.dtype)
     const_total = jnp.sum(data.const)
 
     def cond(c):
-        i, _, _, _, _, _, conv, finite = c
+        i, _, _, _, _, _, conv, finite, _ = c
         return (i < n_run) & ~conv & finite
 
     def body(c):
-        i, P, lls, objs, qn, qo, _, _ = c
+        i, P, lls, objs, qn, qo, _, _, _ = c
         st, _ = estep(P, data, cfg.dt)
         obj = st.ll + log_prior(P, cfg)
         P_new = mstep(P, st, cfg)
@@ -170,12 +173,13 @@ def em_chunk(P, data: Data, cfg: Config, n_run, prev_obj, tol):
         conv = (tol > 0) & jnp.isfinite(prev) & (jnp.abs(obj - prev) <= tol * jnp.abs(prev))
         return (i + 1, P_new, lls.at[i].set(st.ll), objs.at[i].set(obj),
                 qn.at[i].set(ecll(st, P_new, cfg.dt, const_total)),
-                qo.at[i].set(ecll(st, P, cfg.dt, const_total)), conv, jnp.isfinite(st.ll))
+                qo.at[i].set(ecll(st, P, cfg.dt, const_total)), conv, jnp.isfinite(st.ll),
+                jnp.asarray(st.n_clipped, jnp.int64))
 
     init = (jnp.zeros((), jnp.int32), P, nan, nan, nan, nan, jnp.asarray(False),
-            jnp.asarray(True))
-    n, P, lls, objs, qn, qo, conv, _ = jax.lax.while_loop(cond, body, init)
-    return P, lls, objs, qn, qo, n, conv
+            jnp.asarray(True), jnp.zeros((), jnp.int64))
+    n, P, lls, objs, qn, qo, conv, _, n_clip = jax.lax.while_loop(cond, body, init)
+    return P, lls, objs, qn, qo, n, conv, n_clip
 
 
 log_likelihoods_jit = jax.jit(log_likelihoods)

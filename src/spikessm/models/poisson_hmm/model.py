@@ -340,7 +340,8 @@ class PoissonHMM:
         while len(tr[0]) < max_iter and not conv:
             n_run = min(E.CHUNK, max_iter - len(tr[0]))
             prev = tr[1][-1] if tr[1] else np.nan
-            P, lls, objs, qn, qo, n_done, c = E.em_chunk(P, batch.data, cfg, n_run, prev, tol)
+            P, lls, objs, qn, qo, n_done, c, _ = E.em_chunk(P, batch.data, cfg, n_run, prev,
+                                                            tol)
             n_done = int(n_done)
             chunk = [np.asarray(a)[:n_done] for a in (lls, objs, qn, qo)]
             for i in range(n_done):
@@ -358,8 +359,10 @@ class PoissonHMM:
             bar.update(n_done)
             if tr[0]:
                 bar.set_postfix(restart=r, ll=f"{tr[0][-1]:.6g}")
-        ll, n_clip = E.log_likelihoods_jit(P, batch.data, self.dt)
-        return P, float(jnp.sum(ll)), [np.array(t) for t in tr], conv, int(n_clip)
+        # log-likelihood of the returned parameters: one more (discarded) iteration of the
+        # already-compiled loop, so no extra compilation
+        _, lls, *_, n_clip = E.em_chunk(P, batch.data, cfg, 1, np.nan, 0.0)
+        return P, float(lls[0]), [np.array(t) for t in tr], conv, int(n_clip)
 
     # ------------------------------------------------------------------ inference
     @x64
