@@ -1,0 +1,245 @@
+"""Laplace EM for the Poisson LDS and the hybrid (Poisson + Gaussian) model (pure JAX).
+
+E-step: per trial, Newton on the whole latent trajectory to the posterior mode
+(:func:`spikessm.kernels.laplace.laplace_smoother`), warm-started at the previous
+iteration's mode; Laplace posterior covariances and lag-one cross-covariances at the mode.
+Objective: the Laplace approximation of the marginal log-likelihood.
+
+M-step: A, b, Q, m0, P0 in closed form (shared with the linear-Gaussian SSM; optional
+ridge prior on A centred at the identity); Gaussian channels Cg, dg, R in closed form
+(shared too); each neuron's loading c_i and offset weights w_i = [d_i, D_i, H_i] by Newton
+with the exact gradient and Hessian of the expected Poisson log-likelihood
+
+    sum_t m_ti [ y_ti (c'mu_t + w'z_ti) - dt exp(c'mu_t + w'z_ti + c'S_t c / 2) ]
+
+(concave), with a backtracking line search per neuron, vectorised over neurons. A weak
+Gaussian prior of precision ``PRIOR_PRECISION`` on (c_i, w_i) keeps a silent neuron's
+log baseline finite (it goes to about -log(1/PRIOR_PRECISION) instead of -inf).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.linalg import cho_solve
+
+from ...kernels import kalman as K
+from ...kernels.laplace import laplace_smoother
+from ..lgssm import em as LG
+
+PRIOR_PRECISION = 1e-6
+CHUNK = 10
+
+
+class PData(NamedTuple):
+    """Device-side data. y (K, T, N) counts (zero where missing / padded); mask (K, T, N)
+    observed and inside the trial; valid (K, T); Z (K, T, N, p) offset features
+    [1, u_t, history_ti] (zero outside the trial); g: Gaussian channels as
+    :class:`spikessm.models.lgssm.em.Data` or None; gsums: their DataSums or None."""
+
+    y: jax.Array
+    mask: jax.Array
+    valid: jax.Array
+    Z: jax.Array
+    g: LG.Data | None
+    gsums: LG.DataSums | None
+
+
+def _gauss_params(P):
+    M = P["Cg"].shape[0]
+    return {"C": P["Cg"], "d": P["dg"], "D": jnp.zeros((M, 0), P["Cg"].dtype), "R": P["R"]}
+
+
+def offsets(P, data: PData):
+    return jnp.einsum("ktnp,np->ktn", data.Z, P["W"])
+
+
+def gaussian_information(P, data: PData, diag: bool):
+    """Exact information (J, h, r) of the Gaussian channels, zeros for a pure PLDS."""
+    Kn, T, _ = data.y.shape
+    d = P["A"].shape[0]
+    dtype = data.y.dtype
+    if data.g is None:
+        return (jnp.zeros((Kn, T, d, d), dtype), jnp.zeros((Kn, T, d), dtype),
+                jnp.zeros((Kn, T), dtype))
+    return LG.emission_information(_gauss_params(P), data.g, diag, True)
+
+
+def estep(P, data: PData, x_init, dt, *, diag: bool, newton_iters: int, newton_tol: float):
+    """Laplace E-step over all trials (vmapped). Returns a batched LaplaceResult."""
+    off = offsets(P, data)
+    Jg, hg, rg = gaussian_information(P, data, diag)
+    a = jnp.broadcast_to(P["b"], x_init.shape[1:])
+    fn = partial(laplace_smoother, max_iter=newton_iters, tol=newton_tol)
+    return jax.vmap(fn, in_axes=(None, None, None, None, None, 0, 0, 0, None, None, 0, 0, 0,
+                                 0))(P["m0"], P["P0"], P["A"], a, P["Q"], data.y, data.mask,
+                                     off, P["C"], dt, Jg, hg, rg, x_init)
+
+
+# ------------------------------------------------------------------------------------
+# Poisson M-step: Newton per neuron on the expected log-likelihood
+# ------------------------------------------------------------------------------------
+def _expected_poisson(C, W, y, m, Z, mu, S, dt):
+    """Per-neuron expected log-likelihood (N,) minus the weak prior, and the pieces."""
+    quad = jnp.einsum("ni,ktij,nj->ktn", C, S, C)
+    lin = jnp.einsum("kti,ni->ktn", mu, C) + jnp.einsum("ktnp,np->ktn", Z, W)
+    lam = dt * m * jnp.exp(lin + 0.5 * quad)
+    val = jnp.einsum("ktn->n", y * m * lin - lam)
+    val = val - 0.5 * PRIOR_PRECISION * (jnp.sum(C * C, 1) + jnp.sum(W * W, 1))
+    return jnp.where(jnp.isnan(val), -jnp.inf, val), lam
+
+
+def mstep_poisson(C, W, data: PData, mu, S, dt, *, max_iter: int = 25, tol: float = 1e-9):
+    """Newton with backtracking for every neuron's (c_i, w_i). Returns (C, W, n_iter)."""
+    y, Z = data.y, data.Z
+    m = data.mask.astype(y.dtype)
+    d = C.shape[1]
+    p = W.shape[1]
+    ym = y * m
+    # data-only sums for the gradient's positive part
+    gy_c = jnp.einsum("ktn,kti->ni", ym, mu)
+    gy_w = jnp.einsum("ktn,ktnp->np", ym, Z)
+    eye = jnp.eye(d + p, dtype=y.dtype)
+
+    def newton_dir(C, W, lam):
+        v = jnp.einsum("ktij,nj->ktni", S, C)          # S_t c_i
+        mv = mu[:, :, None, :] + v                      # (K, T, N, d)
+        g_c = gy_c - jnp.einsum("ktn,ktni->ni", lam, mv) - PRIOR_PRECISION * C
+        g_w = gy_w - jnp.einsum("ktn,ktnp->np", lam, Z) - PRIOR_PRECISION * W
+        H_cc = (jnp.einsum("ktn,ktni,ktnj->nij", lam, mv, mv)
+                + jnp.einsum("ktn,ktij->nij", lam, S))
+        H_cw = jnp.einsum("ktn,ktni,ktnp->nip", lam, mv, Z)
+        H_ww = jnp.einsum("ktn,ktnp,ktnq->npq", lam, Z, Z)
+        H = jnp.concatenate([jnp.concatenate([H_cc, H_cw], 2),
+                             jnp.concatenate([jnp.swapaxes(H_cw, 1, 2), H_ww], 2)], 1)
+        H = K._sym(H) + PRIOR_PRECISION * eye
+        g = jnp.concatenate([g_c, g_w], 1)
+        delta = jax.vmap(lambda Hn, gn: cho_solve((jnp.linalg.cholesky(Hn), True), gn))(H, g)
+        return delta[:, :d], delta[:, d:]
+
+    def cond(c):
+        i, _, _, _, _, done = c
+        return (i < max_iter) & ~done
+
+    def body(c):
+        i, C, W, val, lam, _ = c
+        dC, dW = newton_dir(C, W, lam)
+
+        def ls_cond(s):
+            alpha, v_new, _ = s
+            return jnp.any((v_new < val) & (alpha > 1e-8))
+
+        def ls_body(s):
+            alpha, v_new, lam_new = s
+            alpha = jnp.where(v_new < val, 0.5 * alpha, alpha)
+            v2, lam2 = _expected_poisson(C + alpha[:, None] * dC, W + alpha[:, None] * dW,
+                                         y, m, Z, mu, S, dt)
+            return alpha, v2, lam2
+
+        alpha0 = jnp.ones(C.shape[0], y.dtype)
+        v1, lam1 = _expected_poisson(C + dC, W + dW, y, m, Z, mu, S, dt)
+        alpha, v_new, lam_new = jax.lax.while_loop(ls_cond, ls_body, (alpha0, v1, lam1))
+        ok = v_new >= val
+        alpha = jnp.where(ok, alpha, 0.0)
+        C2 = C + alpha[:, None] * dC
+        W2 = W + alpha[:, None] * dW
+        val2 = jnp.where(ok, v_new, val)
+        # recompute rates where a neuron's step was rejected (lam_new belongs to the trial)
+        lam2 = jnp.where(ok[None, None, :], lam_new, lam)
+        step = jnp.maximum(jnp.max(jnp.abs(alpha[:, None] * dC)),
+                           jnp.max(jnp.abs(alpha[:, None] * dW)))
+        return i + 1, C2, W2, val2, lam2, step <= tol
+
+    val0, lam0 = _expected_poisson(C, W, y, m, Z, mu, S, dt)
+    n, C, W, _, _, _ = jax.lax.while_loop(
+        cond, body, (jnp.zeros((), jnp.int32), C, W, val0, lam0, jnp.asarray(False)))
+    return C, W, n
+
+
+# ------------------------------------------------------------------------------------
+# One EM iteration and compiled chunks of iterations
+# ------------------------------------------------------------------------------------
+class Settings(NamedTuple):
+    """Static options of the EM loop."""
+
+    diag: bool = True          # Gaussian channels: diagonal R
+    r_type: str = "diagonal"
+    per_channel: bool = False  # Gaussian channels have missing entries (diagonal R)
+    newton_iters: int = 50
+    mstep_iters: int = 25
+    frozen_initial: tuple = ()  # ("P0",) with one trial: P0 is not identifiable from one
+
+
+def em_step(P, data: PData, x, dt, ridge, newton_tol, s: Settings):
+    """One EM iteration. Returns (new params, new modes, Laplace LL of P, Newton passes)."""
+    res = estep(P, data, x, dt, diag=s.diag, newton_iters=s.newton_iters,
+                newton_tol=newton_tol)
+    post = res.posterior
+    mu, S, X = res.mode, post.smoothed_covs, post.cross_covs
+    valid = data.valid
+    Kn, T, d = mu.shape
+    u0 = jnp.zeros((Kn, T, 0), mu.dtype)
+    Szz, Sxz, Sxx, n = LG.dynamics_stats(mu, u0, valid, *LG.smoothed_cov_sums(S, X, valid))
+    st = LG.Stats(Szz, Sxz, Sxx, n, None, None, None, None, None, None, None)
+    Pd = {"A": P["A"], "b": P["b"], "B": jnp.zeros((d, 0), mu.dtype), "Q": P["Q"]}
+    new = dict(P)
+    new["A"], new["b"], _, new["Q"] = LG.mstep_dynamics(Pd, st, (), "full", ridge)
+    new["m0"], new["P0"] = LG.mstep_initial(P, mu[:, 0], jnp.sum(S[:, 0], 0),
+                                          s.frozen_initial)
+    new["C"], new["W"], _ = mstep_poisson(P["C"], P["W"], data, mu, S, dt,
+                                          max_iter=s.mstep_iters)
+    if data.g is not None:
+        Pg = _gauss_params(P)
+        Szz_g, Syz, Syy, n_em = LG.emission_stats(Pg, data.g, data.gsums, mu, S, s.diag, True)
+        stg = LG.Stats(None, None, None, None, Szz_g, Syz, Syy, n_em, None, None, None)
+        new["Cg"], new["dg"], _, new["R"] = LG.mstep_emission(Pg, stg, (), s.r_type,
+                                                               s.per_channel)
+    ll = jnp.sum(res.log_likelihood)
+    return new, mu, ll, jnp.max(res.n_iter)
+
+
+def _em_chunk(P, data, x, n_run, prev_ll, tol, dt, ridge, newton_tol, s: Settings):
+    lls0 = jnp.full((CHUNK,), jnp.nan, dtype=data.y.dtype)
+
+    def cond(c):
+        i, _, _, _, conv, finite = c
+        return (i < n_run) & ~conv & finite
+
+    def body(c):
+        i, P, x, lls, _, _ = c
+        P_new, x_new, ll, _ = em_step(P, data, x, dt, ridge, newton_tol, s)
+        prev = jnp.where(i == 0, prev_ll, lls[jnp.maximum(i - 1, 0)])
+        conv = (tol > 0) & jnp.isfinite(prev) & (jnp.abs(ll - prev) <= tol * jnp.abs(prev))
+        finite = jnp.isfinite(ll) & jnp.all(jnp.array(
+            [jnp.all(jnp.isfinite(v)) for v in jax.tree_util.tree_leaves(P_new)]))
+        # keep the last finite parameters if this iteration produced non-finite ones
+        P_out = jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), P_new, P)
+        return i + 1, P_out, jnp.where(finite, x_new, x), lls.at[i].set(ll), conv, finite
+
+    init = (jnp.zeros((), jnp.int32), P, x, lls0, jnp.asarray(False), jnp.asarray(True))
+    n, P, x, lls, conv, finite = jax.lax.while_loop(cond, body, init)
+    return P, x, lls, n, conv, finite
+
+
+@partial(jax.jit, static_argnames=("s", "batched"))
+def em_chunk(P, data: PData, x, n_run, prev_ll, tol, dt, ridge, newton_tol, *, s: Settings,
+             batched: bool):
+    """Up to ``n_run`` (<= CHUNK) EM iterations in one compiled loop; with ``batched`` the
+    leading axis of P, x and prev_ll indexes independent restarts run together (vmap).
+
+    Returns (P, modes, lls (CHUNK,) NaN-padded, n_done, converged, finite)."""
+    if batched:
+        return jax.vmap(_em_chunk, in_axes=(0, None, 0, None, 0, None, None, None, None,
+                                            None))(P, data, x, n_run, prev_ll, tol, dt, ridge,
+                                                   newton_tol, s)
+    return _em_chunk(P, data, x, n_run, prev_ll, tol, dt, ridge, newton_tol, s)
+
+
+@partial(jax.jit, static_argnames=("diag", "newton_iters"))
+def posterior(P, data: PData, x_init, dt, newton_tol, *, diag: bool, newton_iters: int):
+    """Laplace posterior at fixed parameters (batched LaplaceResult)."""
+    return estep(P, data, x_init, dt, diag=diag, newton_iters=newton_iters,
+                 newton_tol=newton_tol)
