@@ -31,10 +31,21 @@ from .models.lgssm import (
     fit_linear_gaussian_em,
     make_params,
 )
+from .models.poisson_hmm import (
+    HMMFitResult,
+    NStatesSelection,
+    PoissonHMM,
+    PoissonHMMParams,
+    align_states,
+    select_n_states,
+    transition_matrix_from_rates,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "HMMFitResult", "NStatesSelection", "PoissonHMM", "PoissonHMMParams", "align_states",
+    "select_n_states", "transition_matrix_from_rates",
     "EMResult", "ForecastResult", "LGSSMParams", "LinearGaussianEMResult",
     "LinearGaussianSSM", "PosteriorResult", "PredictiveResult", "SGDResult",
     "__version__", "affine_align", "canonical_transform", "canonicalize",
