@@ -230,22 +230,31 @@ class PoissonLDS:
             if M:
                 P.update(self._gauss_init(prep, rng))
             return jax.tree_util.tree_map(jnp.asarray, P), jnp.asarray(x0)
-        # sqrt_lds
+        # sqrt_lds: a Gaussian LDS on the square-root counts of the channels that vary
+        # (a constant channel, e.g. a silent neuron, would drive its variance to zero)
         sq = np.where(m, np.sqrt(y), np.nan)
-        obs = [sq[k, :n] for k, n in enumerate(prep.lengths)]
+        flat = sq.reshape(-1, N)
+        keep = np.nanvar(flat, axis=0) > 0
+        obs = [sq[k, :n][:, keep] for k, n in enumerate(prep.lengths)]
         if M:
             gy = np.where(np.asarray(data.g.mask), np.asarray(data.g.y), np.nan)
             gs = np.nanstd(gy.reshape(-1, M), axis=0)
             gs = np.where(gs > 0, gs, 1.0)
             obs = [np.concatenate([o, gy[k, :n] / gs], 1)
                    for k, (o, n) in enumerate(zip(obs, prep.lengths))]
-        lg = LinearGaussianSSM(d, emission_dim=N + M, dynamics_covariance="full",
+        n_obs = obs[0].shape[1]
+        lg = LinearGaussianSSM(d, emission_dim=n_obs, dynamics_covariance="full",
                                emission_covariance="diagonal")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fit = lg.fit_em(obs, max_iter=20, tol=1e-6, progress=False,
-                            init="pca" if seed == 0 else "random", seed=seed)
-            post = lg.smooth(fit.params, obs)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fit = lg.fit_em(obs, max_iter=100, tol=1e-6, progress=False,
+                                init="pca" if seed == 0 else "random", seed=seed)
+                post = lg.smooth(fit.params, obs)
+        except (FloatingPointError, ValueError, np.linalg.LinAlgError) as exc:
+            warnings.warn(f"init='sqrt_lds' failed ({exc}); using 'log_empirical_rate'",
+                          RuntimeWarning, stacklevel=3)
+            return self._initialize(prep, "log_empirical_rate", seed)
         lp = fit.params
         valid = np.asarray(data.valid)
         mu = np.where(valid[..., None], np.asarray(post.smoothed_means).reshape(Kn, T, d), 0.0)
@@ -258,8 +267,9 @@ class PoissonLDS:
                                    jnp.asarray(S), dt)
         P = {"A": lp.A, "b": lp.b, "Q": lp.Q, "C": C, "W": Wn, "m0": lp.m0, "P0": lp.P0}
         if M:
-            P.update(Cg=lp.C[N:] * gs[:, None], dg=lp.d[N:] * gs,
-                     R=np.diag(np.diag(lp.R)[N:] * gs ** 2))
+            n_sp = int(keep.sum())
+            P.update(Cg=lp.C[n_sp:] * gs[:, None], dg=lp.d[n_sp:] * gs,
+                     R=np.diag(np.diag(lp.R)[n_sp:] * gs ** 2))
         return jax.tree_util.tree_map(jnp.asarray, P), jnp.asarray(mu)
 
     def _gauss_init(self, prep: Prepared, rng) -> dict:
