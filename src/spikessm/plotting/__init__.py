@@ -12,3 +12,12 @@ from .hmm import (
 
 __all__ = ["plot_learning_curve", "plot_ll_ecll_epochs", "plot_ll_ecll_line", "plot_n_states",
            "plot_raster_states", "plot_rates_comparison"]
+
+from .plds import (  # noqa: E402
+    plot_latent_trajectories,
+    plot_objective,
+    plot_rates,
+    plot_state_dim_sweep,
+)
+
+__all__ += ["plot_latent_trajectories", "plot_objective", "plot_rates", "plot_state_dim_sweep"]
