@@ -297,3 +297,25 @@ def test_fit_does_not_mutate_input(sim):
     before = y2.copy()
     m.fit(y2, max_iter=2, progress=False)
     np.testing.assert_array_equal(np.nan_to_num(before, nan=-7), np.nan_to_num(y2, nan=-7))
+
+
+def test_covariate_and_history_weights_are_recovered():
+    rng = np.random.default_rng(8)
+    N, T, q = 12, 3000, 2
+    D = rng.normal(0, 0.5, (N, q))
+    H = np.full((N, 1), -0.6)
+    p = make_plds_params(A=np.array([[0.95]]), Q=np.array([[0.05]]),
+                         C=rng.normal(0, 0.4, (N, 1)), d=np.full(N, np.log(20.0)), D=D, H=H,
+                         bin_width=0.02)
+    tt = np.arange(T) * 0.02
+    u = np.stack([np.sin(2 * np.pi * 0.5 * tt), np.cos(2 * np.pi * 0.3 * tt)], 1)
+    m = PoissonLDS(1, 0.02, n_covariates=q, history=1)
+    _, y, _ = m.sample(p, T, n_trials=1, covariates=u[None], seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fit = m.fit(y, covariates=u[None], max_iter=40, progress=False)
+    assert fit.params.D.shape == (N, q) and fit.params.H.shape == (N, 1)
+    assert np.max(np.abs(fit.params.D - D)) < 0.2
+    assert np.max(np.abs(fit.params.H - H)) < 0.25
+    with pytest.raises(ValueError, match="covariates is required"):
+        m.fit(y, max_iter=1, progress=False)

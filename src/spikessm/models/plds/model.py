@@ -143,6 +143,10 @@ class PoissonLDS:
         trials = as_trial_list(spikes, "spikes", min_length=1, feature_dim=n_neurons)
         check_counts(trials, "spikes")
         q = self.n_covariates
+        if q and covariates is None:
+            raise ValueError(f"covariates is required: the model has n_covariates={q}")
+        if not q and covariates is not None:
+            raise ValueError("covariates given but the model has n_covariates=0")
         batch = pack_trials(trials, covariates if q else None, name="spikes", min_length=1,
                             input_dim=q)
         mask = batch.mask & batch.valid[..., None]
