@@ -82,10 +82,14 @@ def part_accuracy():
                                                  init="sqrt_lds", bin_width=dt, seed=0)
     fit_s = time.perf_counter() - t0
     fitted = best.best_result.params
-    one = model.fit(train, init="sqrt_lds", max_iter=60, newton_iters=1, progress=False)
+    single = model.fit(train, init="sqrt_lds", max_iter=60, progress=False)
+    one = model.fit(train, init="sqrt_lds", max_iter=60, newton_iters=1, warm_start=False,
+                    progress=False)
+    one_warm = model.fit(train, init="sqrt_lds", max_iter=60, newton_iters=1, progress=False)
     base = spikessm.constant_rate_predictive_ll(train, y[cut:], dt).total
     sc = lambda prm: spikessm.point_process_predictive_ll(prm, y, score_from=cut).total
     true_ll, fit_ll, one_ll = sc(p), sc(fitted), sc(one.params)
+    single_ll, one_warm_ll = sc(single.params), sc(one_warm.params)
     lg_ll = sqrt_lds_predictive(train, y, cut, d)
     true_rates = np.exp(x @ p.C.T + p.d)
     corr = lambda prm: np.corrcoef(model.smooth(prm, y).rates[0].ravel(),
@@ -97,7 +101,10 @@ def part_accuracy():
         "fit_seconds_best_of_4": fit_s,
         "gain_true": gain(true_ll), "gain_fit": gain(fit_ll),
         "gain_fit_over_true": gain(fit_ll) / gain(true_ll),
-        "gain_single_linearisation": gain(one_ll), "gain_sqrt_gaussian_lds": gain(lg_ll),
+        "gain_single_fit_same_init": gain(single_ll),
+        "gain_single_linearisation_cold": gain(one_ll),
+        "gain_single_linearisation_warm": gain(one_warm_ll),
+        "gain_sqrt_gaussian_lds": gain(lg_ll),
         "rate_corr_fit": c_fit, "rate_corr_true": c_true, "rate_corr_ratio": c_fit / c_true,
         "eigenvalue_error": eig,
     }

@@ -170,6 +170,7 @@ class Settings(NamedTuple):
     per_channel: bool = False  # Gaussian channels have missing entries (diagonal R)
     newton_iters: int = 50
     mstep_iters: int = 25
+    warm_start: bool = True    # False: each E-step starts at x = 0 (for comparisons)
     frozen_initial: tuple = ()  # ("P0",) with one trial: P0 is not identifiable from one
 
 
@@ -210,7 +211,8 @@ def _em_chunk(P, data, x, n_run, prev_ll, tol, dt, ridge, newton_tol, s: Setting
 
     def body(c):
         i, P, x, lls, _, _ = c
-        P_new, x_new, ll, _ = em_step(P, data, x, dt, ridge, newton_tol, s)
+        x0 = x if s.warm_start else jnp.zeros_like(x)
+        P_new, x_new, ll, _ = em_step(P, data, x0, dt, ridge, newton_tol, s)
         prev = jnp.where(i == 0, prev_ll, lls[jnp.maximum(i - 1, 0)])
         conv = (tol > 0) & jnp.isfinite(prev) & (jnp.abs(ll - prev) <= tol * jnp.abs(prev))
         finite = jnp.isfinite(ll) & jnp.all(jnp.array(

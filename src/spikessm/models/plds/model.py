@@ -180,11 +180,12 @@ class PoissonLDS:
                            jnp.asarray(Z), g, gsums)
         return Prepared(data, batch.lengths, N, M, any_missing)
 
-    def _settings(self, prep: Prepared, newton_iters: int) -> E.Settings:
+    def _settings(self, prep: Prepared, newton_iters: int,
+                  warm_start: bool = True) -> E.Settings:
         diag = self.gaussian_covariance == "diagonal"
         return E.Settings(diag=diag, r_type=self.gaussian_covariance,
                           per_channel=bool(prep.any_missing_gauss and diag),
-                          newton_iters=newton_iters,
+                          newton_iters=newton_iters, warm_start=bool(warm_start),
                           frozen_initial=("P0",) if prep.data.y.shape[0] == 1 else ())
 
     # -- initialisation ----------------------------------------------------------------
@@ -289,7 +290,8 @@ class PoissonLDS:
     def fit(self, spikes, gaussian=None, covariates=None, *, params: PLDSParams | None = None,
             init: str = "sqrt_lds", seed: int = 0, max_iter: int = 100, tol: float = 1e-6,
             ridge_lambda: float = 0.0, newton_iters: int = 50, newton_tol: float = 1e-8,
-            canonical: bool = True, progress: bool = True) -> PLDSFitResult:
+            warm_start: bool = True, canonical: bool = True,
+            progress: bool = True) -> PLDSFitResult:
         """Fit by Laplace EM.
 
         Args:
@@ -302,12 +304,15 @@ class PoissonLDS:
           ridge_lambda: strength of the prior A ~ MN(I, Q, I / ridge_lambda) (0 = none).
           newton_iters, newton_tol: Newton iterations of the E-step per EM iteration
             (``newton_iters=1``: a single linearisation step, as simpler codes do).
+          warm_start: start each E-step's Newton iterations at the previous mode (default)
+            or at x = 0 (with ``newton_iters=1``: one linearisation step from scratch per
+            EM iteration, the classical approximation, kept for comparisons).
           canonical: return the parameters in the canonical gauge (whitened latents,
             C'C diagonal and descending, signs fixed).
         """
         prep = self.prepare(spikes, gaussian, covariates)
         results = self._fit_batch(prep, [params], [init], [seed], max_iter, tol, ridge_lambda,
-                                  newton_iters, newton_tol, canonical, progress)
+                                  newton_iters, newton_tol, canonical, progress, warm_start)
         return results[0]
 
     def fit_restarts(self, spikes, gaussian=None, covariates=None, *, seeds=(0, 1, 2, 3),
@@ -330,7 +335,8 @@ class PoissonLDS:
 
     @x64
     def _fit_batch(self, prep, params_list, inits, seeds, max_iter, tol, ridge_lambda,
-                   newton_iters, newton_tol, canonical, progress) -> list[PLDSFitResult]:
+                   newton_iters, newton_tol, canonical, progress,
+                   warm_start=True) -> list[PLDSFitResult]:
         max_iter = _check_int(max_iter, "max_iter", 1)
         newton_iters = _check_int(newton_iters, "newton_iters", 1)
         if not (np.isfinite(tol) and tol >= 0):
@@ -351,7 +357,7 @@ class PoissonLDS:
         batched = R > 1
         P = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *Ps) if batched else Ps[0]
         x = jnp.stack(xs) if batched else xs[0]
-        s = self._settings(prep, newton_iters)
+        s = self._settings(prep, newton_iters, warm_start)
         dt = jnp.asarray(self.bin_width)
         lls = [[] for _ in range(R)]
         prev = jnp.full((R,) if batched else (), jnp.nan)
