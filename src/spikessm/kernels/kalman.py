@@ -151,6 +151,75 @@ def _info_update_chol(m, L, J, h, r, eye):
     return mu, Sig, ll
 
 
+def _forward(m0, P0, F, a, Q, J, h):
+    """Sequential filter pass. Returns per-step (m, mu, logdet, P, Sig, Lp), stacked over t.
+
+    Only what must be sequential is inside the scan (the covariance recursion and the
+    means). On CPU each operation in a scan body costs a fixed ~0.1 us launch whatever
+    its size, so for small d the step time is set by the number of operations, not by
+    the arithmetic: the log-likelihood terms and everything the smoother needs beyond
+    these outputs are computed afterwards on the stacked arrays (batched over time).
+    Time-varying inputs are scan operands, already shifted so that step t sees the
+    dynamics of step t+1, and the per-step outputs are packed into one vector so the body
+    writes one slice per step instead of six.
+    """
+    T, d = h.shape
+    eye = jnp.eye(d, dtype=h.dtype)
+
+    def nxt(X):  # X[t+1] at step t; the last step's prediction is unused (clamped)
+        return jnp.concatenate([X[1:], X[-1:]], axis=0)
+
+    xs = {"h": h, "a": nxt(a)}
+    if J.ndim == 3:
+        xs["J"] = J
+    if F.ndim == 3:
+        xs["F"] = nxt(F)
+    if Q.ndim == 3:
+        xs["Q"] = nxt(Q)
+
+    def step(carry, x):
+        m, P = carry
+        J_t, F_n, Q_n = x.get("J", J), x.get("F", F), x.get("Q", Q)
+        # update with S = I + Lp' J Lp (>= I): Sig = W'W with W = Ls^-1 Lp'
+        Lp = _chol(P)
+        Ls = _chol(_sym(eye + Lp.T @ J_t @ Lp))
+        W = solve_triangular(Ls, Lp.T, lower=True)
+        Sig = W.T @ W
+        mu = m + Sig @ (x["h"] - J_t @ m)
+        logdet = 2.0 * jnp.sum(jnp.log(jnp.diag(Ls)))
+        # predict step t+1
+        m_n = F_n @ mu + x["a"]
+        P_n = _sym(F_n @ Sig @ F_n.T + Q_n)
+        out = jnp.concatenate([m, mu, logdet[None], P.ravel(), Sig.ravel(), Lp.ravel()])
+        return (m_n, P_n), out
+
+    _, out = jax.lax.scan(step, (m0, _sym(P0)), xs)
+    ms, mus, logdet = out[:, :d], out[:, d:2 * d], out[:, 2 * d]
+    k0 = 2 * d + 1
+    Ps, Sigs, Lps = (out[:, k0 + k * d * d:k0 + (k + 1) * d * d].reshape(T, d, d)
+                     for k in range(3))
+    return ms, mus, logdet, Ps, Sigs, Lps
+
+
+def _chol(A):
+    """Lower Cholesky factor of an already symmetric matrix (no re-symmetrisation)."""
+    return jax.lax.linalg.cholesky(A, symmetrize_input=False)
+
+
+def _log_likelihoods(ms, Sigs, logdet, J, h, r):
+    """Per-step terms log p(y_t | y_<t) from the stacked filter output (batched over t):
+    the same expression as :func:`_info_update_chol`, with resid = h - J m."""
+    Jm = jnp.einsum("tij,tj->ti" if J.ndim == 3 else "ij,tj->ti", J, ms)
+    resid = h - Jm
+    quad = jnp.einsum("ti,ti->t", resid, jnp.einsum("tij,tj->ti", Sigs, resid))
+    return -0.5 * (r + logdet - 2.0 * jnp.sum(ms * h, axis=1) + jnp.sum(ms * Jm, axis=1)
+                   - quad)
+
+
+def _mT(A):
+    return jnp.swapaxes(A, -1, -2)
+
+
 def filter_smooth(m0, P0, F, a, Q, J, h, r) -> Posterior:
     """Kalman filter + RTS smoother in information form, general (sequential) path.
 
@@ -166,47 +235,34 @@ def filter_smooth(m0, P0, F, a, Q, J, h, r) -> Posterior:
     """
     m0, P0, F, a, Q, J, h, r = (jnp.asarray(x) for x in (m0, P0, F, a, Q, J, h, r))
     T, d = h.shape
-    tvF, tvQ, tvJ = F.ndim == 3, Q.ndim == 3, J.ndim == 3
-
     eye = jnp.eye(d, dtype=h.dtype)
+    ms, mus, logdet, Ps, Sigs, Lps = _forward(m0, P0, F, a, Q, J, h)
+    lls = _log_likelihoods(ms, Sigs, logdet, J, h, r)
 
-    def fwd(carry, inp):
-        m, P = carry
-        t, h_t, r_t = inp
-        J_t = J[t] if tvJ else J
-        Lp = jnp.linalg.cholesky(P)
-        mu, Sig, ll = _info_update_chol(m, Lp, J_t, h_t, r_t, eye)
-        # predict step t+1 (its a, F, Q), clamped at the end (value unused)
-        tn = jnp.minimum(t + 1, T - 1)
-        F_n = F[tn] if tvF else F
-        Q_n = Q[tn] if tvQ else Q
-        m_n = F_n @ mu + a[tn]
-        P_n = _sym(F_n @ Sig @ F_n.T + Q_n)
-        return (m_n, P_n), (mu, Sig, m, P, Lp, ll)
+    # Smoother gains G_t = Sig_t F_{t+1}' P_{t+1}^-1 (t < T-1), from the forward pass's
+    # Cholesky factors of P_{t+1}, and the data-free part of the Joseph-form covariance,
+    #   A_t = (I - G F) Sig (I - G F)' + G Q G',
+    # for all steps at once: the backward scan is left with one congruence per step,
+    #   Ss_t = A_t + G_t Ss_{t+1} G_t'   (a sum of PSD terms, as before).
+    Fn = F[1:] if F.ndim == 3 else F
+    Qn = Q[1:] if Q.ndim == 3 else Q
+    Sig0 = Sigs[:-1]
+    G = _mT(cho_solve((Lps[1:], True), Fn @ Sig0))
+    IGF = eye - G @ Fn
+    Gt = _mT(G)
+    A = IGF @ Sig0 @ _mT(IGF) + G @ Qn @ Gt
 
-    ts = jnp.arange(T)
-    _, (mus, Sigs, ms, Ps, Lps, lls) = jax.lax.scan(
-        fwd, (m0, _sym(P0)), (ts, h, r))
-
-    def bwd(carry, inp):
+    def bwd(carry, x):
         ms_n, Ss_n = carry
-        t, mu, Sig, m_n, Lp = inp
-        F_n = F[t + 1] if tvF else F
-        Q_n = Q[t + 1] if tvQ else Q
-        # G = Sig F' P_{t+1}^-1, reusing the forward pass's Cholesky factor of P_{t+1}
-        G = cho_solve((Lp, True), F_n @ Sig).T
-        ms_t = mu + G @ (ms_n - m_n)
-        IGF = eye - G @ F_n
-        Ss_t = _sym(IGF @ Sig @ IGF.T + G @ (Q_n + Ss_n) @ G.T)
-        cross_n = Ss_n @ G.T
-        return (ms_t, Ss_t), (ms_t, Ss_t, cross_n)
+        G_t, A_t, mu, m_n = x
+        ms_t = mu + G_t @ (ms_n - m_n)
+        Ss_t = _sym(A_t + G_t @ Ss_n @ G_t.T)
+        return (ms_t, Ss_t), jnp.concatenate([ms_t, Ss_t.ravel()])
 
-    last = (mus[-1], Sigs[-1])
-    _, (msm, Ssm, cross) = jax.lax.scan(
-        bwd, last, (ts[:-1], mus[:-1], Sigs[:-1], ms[1:], Lps[1:]), reverse=True
-    )
-    sm_means = jnp.concatenate([msm, mus[-1:]], axis=0)
-    sm_covs = jnp.concatenate([Ssm, Sigs[-1:]], axis=0)
+    _, out = jax.lax.scan(bwd, (mus[-1], Sigs[-1]), (G, A, mus[:-1], ms[1:]), reverse=True)
+    sm_means = jnp.concatenate([out[:, :d], mus[-1:]], axis=0)
+    sm_covs = jnp.concatenate([out[:, d:].reshape(T - 1, d, d), Sigs[-1:]], axis=0)
+    cross = sm_covs[1:] @ Gt  # Cov(x_{t+1}, x_t | y) = Ss_{t+1} G_t'
     cross = jnp.concatenate([jnp.zeros((1, d, d), h.dtype), cross], axis=0)
     return Posterior(mus, Sigs, ms, Ps, sm_means, sm_covs, cross, lls)
 
@@ -215,20 +271,8 @@ def filter_only(m0, P0, F, a, Q, J, h, r):
     """Forward pass only; returns (filtered_means, filtered_covs, predicted_means,
     predicted_covs, log_likelihoods) with the shapes of :func:`filter_smooth`."""
     m0, P0, F, a, Q, J, h, r = (jnp.asarray(x) for x in (m0, P0, F, a, Q, J, h, r))
-    T = h.shape[0]
-    tvF, tvQ, tvJ = F.ndim == 3, Q.ndim == 3, J.ndim == 3
-
-    def fwd(carry, inp):
-        m, P = carry
-        t, h_t, r_t = inp
-        mu, Sig, ll = _info_update(m, P, J[t] if tvJ else J, h_t, r_t)
-        tn = jnp.minimum(t + 1, T - 1)
-        F_n = F[tn] if tvF else F
-        Q_n = Q[tn] if tvQ else Q
-        return (F_n @ mu + a[tn], _sym(F_n @ Sig @ F_n.T + Q_n)), (mu, Sig, m, P, ll)
-
-    _, out = jax.lax.scan(fwd, (m0, _sym(P0)), (jnp.arange(T), h, r))
-    return out
+    ms, mus, logdet, Ps, Sigs, _ = _forward(m0, P0, F, a, Q, J, h)
+    return mus, Sigs, ms, Ps, _log_likelihoods(ms, Sigs, logdet, J, h, r)
 
 
 # --------------------------------------------------------------------------------------
