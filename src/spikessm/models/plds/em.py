@@ -169,7 +169,7 @@ class Settings(NamedTuple):
     r_type: str = "diagonal"
     per_channel: bool = False  # Gaussian channels have missing entries (diagonal R)
     newton_iters: int = 50
-    mstep_iters: int = 25
+    mstep_iters: int = 4       # Newton steps per M-step (generalised EM; warm-started)
     warm_start: bool = True    # False: each E-step starts at x = 0 (for comparisons)
     frozen_initial: tuple = ()  # ("P0",) with one trial: P0 is not identifiable from one
 
