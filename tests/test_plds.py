@@ -205,7 +205,7 @@ def test_batched_restarts_equal_separate_fits(sim):
     one = m.fit(y, init="random", seed=3, **kw)
     np.testing.assert_allclose(batch[1].log_likelihoods, one.log_likelihoods, rtol=1e-10)
     np.testing.assert_allclose(batch[1].params.A, one.params.A, atol=1e-9)
-    np.testing.assert_allclose(batch[1].params.C, one.params.C, atol=1e-8)
+    np.testing.assert_allclose(batch[1].params.C, one.params.C, atol=1e-6)  # batched BLAS order
     assert not np.allclose(batch[0].params.C, batch[1].params.C)
 
 
