@@ -335,3 +335,33 @@ def test_cubature_rules_integrate_quintics_exactly():
         if d > 1:
             np.testing.assert_allclose(w @ (x[:, 0] ** 2 * x[:, 1] ** 2), 1.0, rtol=1e-12)
             np.testing.assert_allclose(w @ (x[:, 0] ** 3 * x[:, 1] ** 2), 0.0, atol=1e-12)
+
+
+def test_non_finite_step_raises_instead_of_a_silent_score(monkeypatch):
+    """Regression: with parameters from a diverged peer fit (loadings ~200) the filter
+    produced NaN steps, which the sum skipped, and the score came back as 0.0."""
+    import spikessm
+    from spikessm.evaluation import predictive as PR
+    from spikessm.models.plds import make_plds_params
+
+    p = make_plds_params(A=np.array([[0.9]]), Q=np.array([[0.1]]), C=np.ones((3, 1)),
+                         d=np.zeros(3), bin_width=0.02)
+    y = np.random.default_rng(0).poisson(0.3, size=(30, 3)).astype(float)
+    core = PR._predictive_core
+
+    def poisoned(*a, **k):
+        out = core(*a, **k)
+        return out._replace(poisson=out.poisson.at[0, 7].set(np.nan))
+
+    monkeypatch.setattr(PR, "_predictive_core", poisoned)
+    with pytest.raises(FloatingPointError, match="not finite at trial 0, step 7"):
+        spikessm.point_process_predictive_ll(p, y, n_samples=50)
+    smc = PR._smc_core
+
+    def poisoned_smc(*a, **k):
+        out = smc(*a, **k)
+        return out._replace(log_z=out.log_z.at[0, 0, 5].set(np.nan))
+
+    monkeypatch.setattr(PR, "_smc_core", poisoned_smc)
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        spikessm.smc_log_likelihood(p, y, n_particles=100, n_repeats=2)

@@ -393,6 +393,13 @@ def _score(params, pk: _Packed, n_samples, seed) -> PredictiveLogLik:
     poi = np.where(sc, np.asarray(out.poisson), np.nan)
     se = np.where(sc, np.asarray(out.poisson_se), np.nan)
     per = gau + poi
+    bad = sc & ~np.isfinite(np.where(sc, per, 0.0))
+    if bad.any():
+        k, t = (int(i[0]) for i in np.nonzero(bad))
+        raise FloatingPointError(
+            f"the predictive log-likelihood is not finite at trial {k}, step {t} (and "
+            f"{int(bad.sum()) - 1} other scored steps): the parameters give rates beyond "
+            "float64 range or a degenerate filter; no score is returned")
     per_trial = np.nansum(per, axis=1)
     per_trial_se = np.sqrt(np.nansum(se ** 2, axis=1))
     has = sc & pk.mask.any(-1)
@@ -514,6 +521,10 @@ def smc_log_likelihood(params: PLDSParams, spikes, gaussian=None, *, covariates=
                     n_repeats=n_repeats, diag=diag)
     lz = np.asarray(out.log_z)  # (K, R, T)
     sc = pk.scored[:, None, :]
+    if not np.all(np.isfinite(np.where(sc, lz, 0.0))):
+        raise FloatingPointError("the particle filter produced a non-finite weight (the "
+                                 "parameters give rates beyond float64 range); no estimate "
+                                 "is returned")
     reps = np.sum(np.where(sc, lz, 0.0), axis=2)  # (K, R)
     top = reps.max(axis=1, keepdims=True)
     w = np.exp(reps - top)
