@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import gammaln
 
+from .._checks import check_int as _check_int
 from .._jax import x64
 from ..data.trials import as_trial_list, pack_trials
 from ..kernels import kalman as K
@@ -121,12 +122,6 @@ class SMCLogLik:
 # ------------------------------------------------------------------------------------
 # validation and packing
 # ------------------------------------------------------------------------------------
-def _check_int(value, name, low):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
 
 
 def _check_params(params):

@@ -36,9 +36,9 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import gammaln
 
 from . import kalman as K
+from .pointprocess import poisson_step_constants
 
 
 class LaplaceResult(NamedTuple):
@@ -59,8 +59,7 @@ class LaplaceResult(NamedTuple):
 
 def poisson_constant(y, mask, dt):
     """sum over observed entries of ``y log dt - log y!`` (the parameter-free part)."""
-    m = mask.astype(y.dtype)
-    return jnp.sum(m * (y * jnp.log(dt) - gammaln(y + 1.0)))
+    return jnp.sum(poisson_step_constants(y, mask, dt))
 
 
 def _prior_pieces(x, m0, P0, A, a, Q):

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..._checks import check_int as _check_int
 from ..._jax import x64
 from ...data.trials import TrialBatch, pack_trials
 from ...kernels import kalman as K
@@ -123,12 +124,6 @@ def _data(batch: TrialBatch) -> E.Data:
                   jnp.asarray(batch.inputs))
 
 
-def _check_int(value, name, low):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
 
 
 def _input_block(x, name, K_, T, q) -> np.ndarray:

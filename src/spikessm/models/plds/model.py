@@ -11,6 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..._checks import check_bin_width
+from ..._checks import check_int as _check_int
 from ..._jax import x64
 from ...data.trials import as_trial_list, pack_trials
 from .. import gauge
@@ -95,23 +97,6 @@ class Prepared:
     any_missing_gauss: bool
 
 
-def _as_dt(bin_width):
-    if isinstance(bin_width, bool) or not isinstance(bin_width, (int, float, np.integer,
-                                                                 np.floating)):
-        raise TypeError(f"bin_width must be a positive number of seconds, got {bin_width!r}")
-    if not np.isfinite(bin_width) or bin_width <= 0:
-        raise ValueError(f"bin_width must be a positive number of seconds, got {bin_width}")
-    return float(bin_width)
-
-
-def _check_int(value, name, low):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
-
-
 class PoissonLDS:
     """Poisson linear dynamical system, optionally with Gaussian channels (hybrid).
 
@@ -128,7 +113,7 @@ class PoissonLDS:
     def __init__(self, state_dim: int, bin_width: float, *, n_covariates: int = 0,
                  history: int = 0, gaussian_covariance: str = "diagonal"):
         self.state_dim = _check_int(state_dim, "state_dim", 1)
-        self.bin_width = _as_dt(bin_width)
+        self.bin_width = check_bin_width(bin_width)
         self.n_covariates = _check_int(n_covariates, "n_covariates", 0)
         self.history = _check_int(history, "history", 0)
         if gaussian_covariance not in ("diagonal", "full"):

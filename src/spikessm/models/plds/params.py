@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from ..._checks import check_bin_width
 from ..lgssm.params import _check_cov
 
 FIELDS = ("A", "b", "Q", "C", "d", "D", "H", "Cg", "dg", "R", "m0", "P0")
@@ -96,11 +97,7 @@ def _cov(x, name, k):
 def make_plds_params(*, A, Q, C, d=None, b=None, D=None, H=None, Cg=None, dg=None, R=None,
                      m0=None, P0=None, bin_width: float) -> PLDSParams:
     """Validated :class:`PLDSParams`; omitted pieces default to zeros / identity / empty."""
-    if isinstance(bin_width, bool) or not isinstance(bin_width, (int, float, np.floating,
-                                                                 np.integer)):
-        raise TypeError(f"bin_width must be a positive number of seconds, got {bin_width!r}")
-    if not np.isfinite(bin_width) or bin_width <= 0:
-        raise ValueError(f"bin_width must be a positive number of seconds, got {bin_width}")
+    bin_width = check_bin_width(bin_width)
     A = np.array(A, dtype=np.float64)
     if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] < 1:
         raise ValueError(f"A must be a square (d, d) matrix with d >= 1, got shape {A.shape}")

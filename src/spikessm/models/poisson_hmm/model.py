@@ -18,6 +18,7 @@ import numpy as np
 from scipy.special import gammaln
 from tqdm.auto import tqdm
 
+from ..._checks import check_int as _check_int
 from ..._jax import x64
 from ...data.trials import pack_trials
 from . import em as E
@@ -80,12 +81,6 @@ class _Batch:
     mean_rates: np.ndarray  # (C,) counts per bin / dt over observed entries
 
 
-def _check_int(value, name, low):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
 
 
 def _check_positive(value, name):

@@ -1,0 +1,23 @@
+"""Argument checks shared by every public entry point (one place for the messages)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def check_int(value, name: str, low: int) -> int:
+    """``value`` as an int >= ``low``; TypeError for non-integers (bool included)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return int(value)
+
+
+def check_bin_width(value, name: str = "bin_width") -> float:
+    """A positive, finite number of seconds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a positive number of seconds, got {value!r}")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value}")
+    return float(value)
