@@ -347,9 +347,10 @@ class PoissonLDS:
         lls = [[] for _ in range(R)]
         prev = jnp.full((R,) if batched else (), jnp.nan)
         conv = np.zeros(R, bool)
+        bad = np.zeros(R, bool)      # stopped on a non-finite objective or parameters
         done = 0
         bar = tqdm(total=max_iter, desc="Poisson LDS EM", disable=not progress, leave=False)
-        while done < max_iter and not conv.all():
+        while done < max_iter and not (conv | bad).all():
             n_run = min(E.CHUNK, max_iter - done)
             P, x, ll_chunk, n, cv, finite = E.em_chunk(
                 P, prep.data, x, n_run, prev, jnp.asarray(float(tol)), dt,
@@ -357,9 +358,12 @@ class PoissonLDS:
                 batched=batched)
             ll_chunk = np.atleast_2d(np.asarray(ll_chunk))
             n = np.atleast_1d(np.asarray(n))
+            bad = ~np.atleast_1d(np.asarray(finite))
             for r in range(R):
-                lls[r].extend(ll_chunk[r, :n[r]].tolist())
-            conv = np.atleast_1d(np.asarray(cv)) | ~np.atleast_1d(np.asarray(finite))
+                # a failing iteration's objective is not kept (its parameters were not
+                # taken either: the loop returns the last finite ones)
+                lls[r].extend(v for v in ll_chunk[r, :n[r]].tolist() if np.isfinite(v))
+            conv = np.atleast_1d(np.asarray(cv))
             prev = jnp.asarray([lr[-1] if lr else np.nan for lr in lls]) if batched else \
                 jnp.asarray(lls[0][-1] if lls[0] else np.nan)
             done += n_run
@@ -381,11 +385,16 @@ class PoissonLDS:
         for r in range(R):
             trace = np.asarray(lls[r], dtype=np.float64)
             self._warn_decrease(trace, tol)
+            if bad[r]:
+                warnings.warn(f"EM (seed {seeds[r]}) stopped after {len(trace)} iterations: "
+                              "the next iteration gave a non-finite objective or parameters; "
+                              "the last finite parameters are returned (converged=False)",
+                              RuntimeWarning, stacklevel=4)
             p = from_jax_dict(P, self.n_covariates, self.history, self.bin_width,
                               k=r if batched else None)
             if canonical:
                 p = canonical_params(p, modes[r], np.asarray(prep.data.valid))
-            out.append(PLDSFitResult(p, trace, float(final_ll[r]), bool(conv[r]),
+            out.append(PLDSFitResult(p, trace, float(final_ll[r]), bool(conv[r] and not bad[r]),
                                      len(trace), seconds, inits[r], int(seeds[r])))
         return out
 
