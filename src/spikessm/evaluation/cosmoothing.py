@@ -121,11 +121,15 @@ def sqrt_gaussian_co_smoothing(train_spikes, test_spikes, held_out, state_dim: i
                           R=p.R[np.ix_(keep, keep)])
     lg_in = LinearGaussianSSM(state_dim, emission_dim=keep.size)
     Ch, dh, rh = p.C[held], p.d[held], np.diag(p.R)[held]
+    # all test trials in one (ragged, padded) call: one compilation, not one per length
+    sm = lg_in.smooth(p_in, [np.sqrt(t[:, keep]) for t in test])
+    mu = np.asarray(sm.smoothed_means).reshape(len(test), -1, state_dim)
+    S = np.asarray(sm.smoothed_covs).reshape(len(test), -1, state_dim, state_dim)
     ll, rates = 0.0, []
-    for t in test:
-        sm = lg_in.smooth(p_in, np.sqrt(t[:, keep]))
-        mean = sm.smoothed_means @ Ch.T + dh
-        var = np.einsum("ni,tij,nj->tn", Ch, sm.smoothed_covs, Ch) + rh
+    for k, t in enumerate(test):
+        n = t.shape[0]
+        mean = mu[k, :n] @ Ch.T + dh
+        var = np.einsum("ni,tij,nj->tn", Ch, S[k, :n], Ch) + rh
         lam = mean ** 2 + var
         rates.append(lam)
         ll += poisson_ll(t[:, held], lam)
