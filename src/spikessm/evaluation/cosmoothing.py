@@ -17,13 +17,15 @@ from scipy.special import gammaln
 from ..data.trials import as_trial_list
 from ..models.plds.model import PoissonLDS, check_counts
 from ..models.plds.params import PLDSParams
+from .predictive import constant_rate_predictive_ll
 
 
 @dataclass(frozen=True)
 class CoSmoothingResult:
     """log_likelihood: Poisson LL of the held-out neurons' counts on the test trials under
     the predicted rates; baseline_log_likelihood: same under each neuron's training mean
-    rate; bits_per_spike: (log_likelihood - baseline) / (n_spikes ln 2); n_spikes;
+    rate (half a spike over its training bins if it never fired); bits_per_spike:
+    (log_likelihood - baseline) / (n_spikes ln 2); n_spikes;
     rates: list of (T_k, n_held_out) predicted rates (Hz for the Poisson LDS, counts per
     bin for the square-root Gaussian baseline)."""
 
@@ -41,6 +43,16 @@ def poisson_ll(counts, rates_per_bin) -> float:
     ok = ~np.isnan(y)
     y, lam = y[ok], lam[ok]
     return float(np.sum(y * np.log(np.maximum(lam, 1e-300)) - lam - gammaln(y + 1.0)))
+
+
+def _result(ll, train, test, held, rates) -> CoSmoothingResult:
+    """Attach the constant-rate baseline (the one of
+    :func:`~spikessm.evaluation.predictive.constant_rate_predictive_ll`) and bits/spike."""
+    base = constant_rate_predictive_ll([t[:, held] for t in train],
+                                       [t[:, held] for t in test], 1.0).total
+    n_sp = float(sum(np.nansum(t[:, held]) for t in test))
+    bps = (ll - base) / (max(n_sp, 1.0) * np.log(2.0))
+    return CoSmoothingResult(float(ll), float(base), float(bps), n_sp, rates)
 
 
 def split_neurons(n_neurons: int, fraction: float, seed: int) -> np.ndarray:
@@ -86,13 +98,7 @@ def co_smoothing(params: PLDSParams, train_spikes, test_spikes, held_out,
     rates = [np.exp(mu @ Ch.T + dh + 0.5 * np.einsum("ni,tij,nj->tn", Ch, S, Ch))
              for mu, S in zip(post.means, post.covs)]
     ll = sum(poisson_ll(t[:, held], r * dt) for t, r in zip(test, rates))
-    tr = np.concatenate(train)[:, held]
-    mean_rate = np.nanmean(tr, axis=0)  # per bin
-    base = sum(poisson_ll(t[:, held], np.broadcast_to(mean_rate, t[:, held].shape))
-               for t in test)
-    n_sp = float(sum(np.nansum(t[:, held]) for t in test))
-    bps = (ll - base) / (max(n_sp, 1.0) * np.log(2.0))
-    return CoSmoothingResult(ll, base, float(bps), n_sp, rates)
+    return _result(ll, train, test, held, rates)
 
 
 def sqrt_gaussian_co_smoothing(train_spikes, test_spikes, held_out, state_dim: int, *,
@@ -133,9 +139,4 @@ def sqrt_gaussian_co_smoothing(train_spikes, test_spikes, held_out, state_dim: i
         lam = mean ** 2 + var
         rates.append(lam)
         ll += poisson_ll(t[:, held], lam)
-    mean_rate = np.nanmean(np.concatenate(train)[:, held], axis=0)
-    base = sum(poisson_ll(t[:, held], np.broadcast_to(mean_rate, t[:, held].shape))
-               for t in test)
-    n_sp = float(sum(np.nansum(t[:, held]) for t in test))
-    return CoSmoothingResult(ll, base, float((ll - base) / (max(n_sp, 1.0) * np.log(2.0))),
-                             n_sp, rates)
+    return _result(ll, train, test, held, rates)

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import gammaln
 
+from .._checks import check_bin_width
 from .._checks import check_int as _check_int
 from .._jax import x64
 from ..data.trials import as_trial_list, pack_trials
@@ -549,11 +550,7 @@ def constant_rate_predictive_ll(train_spikes, test_spikes, bin_width: float
     Returns:
       :class:`PredictiveLogLik` with exact terms (``std_error`` 0, ``gaussian`` 0).
     """
-    if isinstance(bin_width, bool) or not isinstance(bin_width, (int, float, np.integer,
-                                                                 np.floating)):
-        raise TypeError(f"bin_width must be a positive number of seconds, got {bin_width!r}")
-    if not np.isfinite(bin_width) or bin_width <= 0:
-        raise ValueError(f"bin_width must be a positive number of seconds, got {bin_width}")
+    check_bin_width(bin_width)
     tr = as_trial_list(train_spikes, "train_spikes", min_length=1)
     check_counts(tr, "train_spikes")
     N = tr[0].shape[1]

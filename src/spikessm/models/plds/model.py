@@ -301,22 +301,19 @@ class PoissonLDS:
         return results[0]
 
     def fit_restarts(self, spikes, gaussian=None, covariates=None, *, seeds=(0, 1, 2, 3),
-                     init: str = "random", **kw) -> list[PLDSFitResult]:
+                     init: str = "random", max_iter: int = 100, tol: float = 1e-6,
+                     ridge_lambda: float = 0.0, newton_iters: int = 50,
+                     newton_tol: float = 1e-8, canonical: bool = True,
+                     progress: bool = True) -> list[PLDSFitResult]:
         """Independent fits from several seeded initialisations, run batched in one compiled
-        computation (vmap over restarts). Keyword arguments as in :meth:`fit`."""
+        computation (vmap over restarts). Other arguments as in :meth:`fit`."""
         seeds = [_check_int(s, "seed", 0) for s in seeds]
         if not seeds:
             raise ValueError("seeds must name at least one restart")
         prep = self.prepare(spikes, gaussian, covariates)
-        opts = {k: kw.pop(k) for k in ("max_iter", "tol", "ridge_lambda", "newton_iters",
-                                        "newton_tol", "canonical", "progress") if k in kw}
-        if kw:
-            raise TypeError(f"unexpected arguments: {sorted(kw)}")
         return self._fit_batch(prep, [None] * len(seeds), [init] * len(seeds), seeds,
-                               opts.get("max_iter", 100), opts.get("tol", 1e-6),
-                               opts.get("ridge_lambda", 0.0), opts.get("newton_iters", 50),
-                               opts.get("newton_tol", 1e-8), opts.get("canonical", True),
-                               opts.get("progress", True))
+                               max_iter, tol, ridge_lambda, newton_iters, newton_tol,
+                               canonical, progress)
 
     @x64
     def _fit_batch(self, prep, params_list, inits, seeds, max_iter, tol, ridge_lambda,
