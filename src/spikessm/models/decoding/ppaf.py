@@ -200,8 +200,6 @@ def _decode(spikes, A, Q, m0, P0, *, C, baseline, log_intensity, intensity_param
         newton_iters=np.asarray(s.newton_iters))
 
 
-_KW = ("C", "baseline", "log_intensity", "intensity_params", "bin_width", "observation",
-       "iterated", "max_iter", "tol")
 
 
 def ppaf_filter(spikes, A, Q, m0, P0, *, C=None, baseline=None, log_intensity=None,
