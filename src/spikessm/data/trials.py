@@ -1,7 +1,8 @@
 """Trial containers: validate observations and pack ragged trials for the kernels.
 
 Accepted layouts for observations: a (T, N) array (one trial), a (K, T, N) array (K trials
-of equal length) or a list of (T_k, N) arrays (ragged trials). NaN marks a missing entry;
+of equal length), a list of (T_k, N) arrays (ragged trials), or a
+:class:`spikessm.data.SpikeTrials` (its ``counts``). NaN marks a missing entry;
 +-inf is rejected. Inputs are never modified: everything is copied to float64.
 """
 
@@ -65,9 +66,13 @@ def as_trial_list(x, name: str = "observations", *, min_length: int = 1,
                   allow_nan: bool = True, feature_dim: int | None = None) -> list[np.ndarray]:
     """Normalise one trial, a (K, T, N) array or a list of trials to a list of (T_k, N) copies.
 
-    Raises ValueError / TypeError naming ``name`` for a wrong rank, too-short trials,
-    infinities, NaN where not allowed, or inconsistent channel counts.
+    A :class:`spikessm.data.SpikeTrials` contributes its ``counts``. Raises ValueError /
+    TypeError naming ``name`` for a wrong rank, too-short trials, infinities, NaN where not
+    allowed, or inconsistent channel counts.
     """
+    from .container import SpikeTrials
+    if isinstance(x, SpikeTrials):
+        x = list(x.counts)
     if isinstance(x, (list, tuple)):
         if len(x) == 0:
             raise ValueError(f"{name} is an empty list; expected at least one trial")
