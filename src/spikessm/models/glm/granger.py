@@ -17,7 +17,7 @@ False / 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats
@@ -58,11 +58,34 @@ class GrangerResult:
     correction: str
     full: GLMFit
 
+    def with_correction(self, correction: str, alpha: float | None = None) -> GrangerResult:
+        """The same tests under another multiple-comparison control (no refitting)."""
+        alpha = self.alpha if alpha is None else alpha
+        adj, sig = _control(self.pvalues, alpha, correction)
+        return replace(self, adjusted_pvalues=adj, significant=sig, alpha=float(alpha),
+                       correction=correction)
+
     @property
     def edges(self) -> list:
         """Significant ``(source, target, sign)`` triples."""
         tg, sc = np.nonzero(self.significant)
         return [(int(j), int(i), int(self.sign[i, j])) for i, j in zip(tg, sc)]
+
+
+def _control(pvalues, alpha, correction):
+    """Adjusted p-values and significance mask over the off-diagonal entries."""
+    if correction not in _CORRECTIONS:
+        raise ValueError(f"correction must be one of {_CORRECTIONS}, got {correction!r}")
+    if isinstance(alpha, bool) or not (isinstance(alpha, (float, int)) and 0 < alpha < 1):
+        raise ValueError(f"alpha must be a number in (0, 1), got {alpha!r}")
+    N = pvalues.shape[0]
+    off = ~np.eye(N, dtype=bool)
+    adj = np.full((N, N), np.nan)
+    adj[off] = (pvalues[off] if correction == "none"
+                else multipletests(pvalues[off], alpha=alpha, method=correction)[1])
+    sig = np.zeros((N, N), dtype=bool)
+    sig[off] = adj[off] < alpha
+    return adj, sig
 
 
 def granger_causality(counts, *, bin_width, history, ensemble=None, features=None,
@@ -85,10 +108,7 @@ def granger_causality(counts, *, bin_width, history, ensemble=None, features=Non
     Returns:
       :class:`GrangerResult`.
     """
-    if correction not in _CORRECTIONS:
-        raise ValueError(f"correction must be one of {_CORRECTIONS}, got {correction!r}")
-    if not (isinstance(alpha, (float, int)) and 0 < alpha < 1):
-        raise ValueError(f"alpha must be a number in (0, 1), got {alpha!r}")
+    _control(np.full((2, 2), 0.5), alpha, correction)  # validate before fitting
     hist = check_history(history, "history")
     ens = check_history(hist if ensemble is None else ensemble, "ensemble")
     if not ens:
@@ -112,13 +132,7 @@ def granger_causality(counts, *, bin_width, history, ensemble=None, features=Non
     off = ~np.eye(N, dtype=bool)
     pv = np.full((N, N), np.nan)
     pv[off] = stats.chi2.sf(dev[off], E)
-    adj = np.full((N, N), np.nan)
-    if correction == "none":
-        adj[off] = pv[off]
-    else:
-        adj[off] = multipletests(pv[off], alpha=alpha, method=correction)[1]
-    sig = np.zeros((N, N), dtype=bool)
-    sig[off] = adj[off] < alpha
+    adj, sig = _control(pv, alpha, correction)
     sign = np.sign(full.coupling.sum(axis=2)).astype(int)
     np.fill_diagonal(sign, 0)
     return GrangerResult(deviance_difference=dev, pvalues=pv, adjusted_pvalues=adj,

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from statsmodels.tsa.api import VAR
+from statsmodels.tsa.api import VAR, AutoReg
 
 from ..._checks import check_bin_width, check_int
 
@@ -72,11 +72,17 @@ def var_transfer(coefs, freqs, fs: float) -> np.ndarray:
 
 
 def _fit_var(data, order):
+    """``(coefs (p, C, C), noise covariance (C, C))``, least squares with a constant;
+    maximum-likelihood noise covariance (residual sum of squares / n) in both cases."""
+    if data.shape[1] == 1:  # statsmodels' VAR needs >= 2 variables: univariate AR
+        res = AutoReg(data[:, 0], lags=order, trend="c").fit()
+        return (np.asarray(res.params[1:]).reshape(order, 1, 1),
+                np.array([[float(res.sigma2)]]))
     res = VAR(data).fit(order, trend="c")
     return np.asarray(res.coefs), np.asarray(res.sigma_u_mle)
 
 
-def spectral_granger(data, *, fs: float, order: int | None = None, max_order: int = 30,
+def spectral_granger(data, *, fs: float, order: int | None = None, max_order: int = 20,
                      n_freqs: int = 257) -> SpectralGranger:
     """Conditional frequency-resolved Granger causality between all channel pairs.
 
