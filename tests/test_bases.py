@@ -15,6 +15,7 @@ from spikessm.models.glm.bases import BSpline1D, GaussianBumps, TensorProduct, Z
 
 
 def test_gaussian_bumps_values_and_grid(rng):
+    assert GaussianBumps.grid(3, -1.0, 1.0, dim=2).centers.shape == (9, 2)
     basis = GaussianBumps.grid((3, 4), (-1.0, -2.0), (1.0, 2.0))
     assert basis.n_features == 12 and basis.dim == 2
     assert basis.width == pytest.approx(4 / 3)  # largest spacing

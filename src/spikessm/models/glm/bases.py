@@ -92,13 +92,14 @@ class GaussianBumps:
         object.__setattr__(self, "width", w)
 
     @classmethod
-    def grid(cls, n_per_dim, low, high, width=None) -> GaussianBumps:
+    def grid(cls, n_per_dim, low, high, width=None, *, dim: int | None = None) -> GaussianBumps:
         """Centres on a regular grid: ``n_per_dim`` (int or one per dimension) points from
-        ``low`` to ``high`` (scalars or one per dimension; the dimension is the length of
-        whichever is a sequence, else 1). ``width`` defaults to the grid spacing (the
-        largest spacing over dimensions)."""
+        ``low`` to ``high`` (scalars or one per dimension). The dimension is ``dim`` if
+        given, else the length of whichever argument is a sequence, else 1 (so
+        ``grid(7, -1, 1, dim=2)`` is a 7 x 7 grid). ``width`` defaults to the grid spacing
+        (the largest spacing over dimensions)."""
         sizes = [np.size(v) for v in (n_per_dim, low, high)]
-        dim = max(sizes)
+        dim = max(sizes) if dim is None else int(dim)
         if any(s not in (1, dim) for s in sizes):
             raise ValueError("n_per_dim, low and high must be scalars or have one entry per "
                              f"dimension; got sizes {sizes}")
