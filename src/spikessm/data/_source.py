@@ -7,6 +7,8 @@ import importlib
 import os
 from pathlib import Path
 
+import numpy as np
+
 IO_EXTRA = 'pip install "spikessm[io]"'
 
 
@@ -47,3 +49,27 @@ def file_provenance(path: Path, reader: str, **details) -> dict:
 
 def bad_file(path, what: str) -> ValueError:
     return ValueError(f"{path}: {what}")
+
+
+def npz_members(path) -> dict:
+    """Every member of an ``.npz`` archive, read with ``allow_pickle=False`` (each member is
+    read in full, so the zip CRCs are checked). ValueError naming the file when it is not a
+    zip archive, is damaged or truncated, or holds pickled objects (never unpickled)."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise bad_file(path, f"cannot read the file ({exc})") from None
+    if magic != b"PK\x03\x04":
+        raise bad_file(path, "not an .npz (zip) archive")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {name: z[name] for name in z.files}
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
+            raise bad_file(path, "holds pickled Python objects; spikessm never unpickles "
+                                 "(store plain arrays)") from None
+        raise bad_file(path, f"damaged or truncated .npz ({exc})") from None
+    except Exception as exc:              # BadZipFile, zlib.error, EOFError, OSError, ...
+        raise bad_file(path, f"damaged or truncated .npz ({type(exc).__name__}: {exc})") \
+            from None

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._source import bad_file, existing_file, file_provenance, require
+from ._source import bad_file, existing_file, file_provenance, npz_members, require
 from .binning import bin_spike_times, rebin_counts, resample_covariate
 from .container import SpikeTrials
 
@@ -221,17 +221,7 @@ def read_npz(path, *, bin_width: float | None = None, trials=None,
     """Read a ``.npz`` recording (layouts "counts" or "spike_times", see the module
     docstring) or a SpikeTrials saved with :func:`spikessm.io.save`. Never unpickles."""
     p = existing_file(path)
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            v = {k: z[k] for k in z.files}
-    except ValueError as exc:
-        if "pickle" in str(exc) or "Object arrays" in str(exc):
-            raise bad_file(p, "holds pickled Python objects; spikessm never unpickles "
-                              "(store plain arrays)") from None
-        raise bad_file(p, f"damaged or not an .npz file ({exc})") from None
-    except Exception as exc:              # BadZipFile, zlib.error, EOFError, OSError
-        raise bad_file(p, f"damaged or not an .npz file ({type(exc).__name__}: {exc})") \
-            from None
+    v = npz_members(p)
     if not isinstance(v, dict) or not v:
         raise bad_file(p, "empty archive")
     if "__meta__" in v:

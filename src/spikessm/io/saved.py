@@ -30,7 +30,6 @@ import dataclasses
 import datetime as _dt
 import importlib
 import inspect
-import io
 import json
 import math
 import os
@@ -39,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data._source import npz_members
 from .atomic import atomic_write
 
 __all__ = ["FORMAT_VERSION", "load", "load_metadata", "save"]
@@ -393,26 +393,7 @@ def _read(path) -> tuple[str, dict, dict]:
     p = os.fspath(path)
     if not os.path.isfile(p):
         raise FileNotFoundError(f"{p}: no such file")
-    try:
-        with open(p, "rb") as f:
-            raw = f.read()
-    except OSError as exc:
-        raise ValueError(f"{p}: cannot read the file ({exc})") from None
-    if not raw.startswith(b"PK"):
-        raise ValueError(f"{p}: not a spikessm saved file (not an .npz/zip archive)")
-    arrays = {}
-    try:
-        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
-            for name in z.files:
-                arrays[name] = z[name]
-    except ValueError as exc:
-        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
-            raise ValueError(f"{p}: holds pickled Python objects; spikessm never unpickles "
-                             "(this file was not written by spikessm.io.save)") from None
-        raise ValueError(f"{p}: damaged or truncated .npz ({exc})") from None
-    except Exception as exc:          # BadZipFile, zlib.error, EOFError, OSError, ...
-        raise ValueError(f"{p}: damaged or truncated .npz ({type(exc).__name__}: {exc})") \
-            from None
+    arrays = npz_members(p)
     blob = arrays.pop(_META, None)
     if blob is None:
         raise ValueError(f"{p}: no {_META!r} member; not a file written by spikessm.io.save")
