@@ -31,7 +31,7 @@ def _place_data(seed, T=4000, N=3):
 
 
 def test_poisson_glm_matches_statsmodels_and_recovers_truth():
-    pos, basis, F, coef, b, y = _place_data(0)
+    pos, basis, F, coef, b, y = _place_data(0, N=5)  # >= 4 neurons: the batched Gram path
     ours = fit_glm(y, F, bin_width=BW)
     ref = fit_glm(y, F, bin_width=BW, solver="statsmodels")
     assert ours.converged.all() and ref.converged.all()

@@ -189,11 +189,14 @@ def _loglik(Y, eta, logit):
 
 def _weighted_gram(X, w, chunk: int = 2048):
     """``(K, P, P)`` ``X' diag(w_k) X`` for all columns ``w_k`` of ``w`` ``(T, K)`` at once:
-    one ``(K, chunk) x (chunk, P^2)`` GEMM per chunk of rows (1.7x faster than one
-    ``X' diag(w_k) X`` per neuron on the place-cell design, 49 x 43,799 x 22)."""
+    one ``(K, chunk) x (chunk, P(P+1)/2)`` GEMM per chunk of rows over the upper triangle
+    of the products ``x_p x_q`` (faster than one ``X' diag(w_k) X`` per neuron on the
+    place-cell design, 49 cells x 43,799 bins x 22 columns: 0.7 s vs 1.2 s on a loaded
+    2-core machine for the full square)."""
     T, P = X.shape
     if w.shape[1] < 4 or P > 48:  # few neurons or a wide design: one product per neuron
         return jax.lax.map(lambda wk: (X * wk[:, None]).T @ X, w.T)
+    iu, ju = np.triu_indices(P)
     n = -(-T // chunk)
     pad = n * chunk - T
     Xp = jnp.pad(X, ((0, pad), (0, 0))).reshape(n, chunk, P)
@@ -201,10 +204,11 @@ def _weighted_gram(X, w, chunk: int = 2048):
 
     def step(acc, xs):
         x, ww = xs
-        return acc + ww.T @ (x[:, :, None] * x[:, None, :]).reshape(chunk, P * P), None
+        return acc + ww.T @ (x[:, iu] * x[:, ju]), None
 
-    acc, _ = jax.lax.scan(step, jnp.zeros((w.shape[1], P * P), dtype=X.dtype), (Xp, wp))
-    return acc.reshape(-1, P, P)
+    acc, _ = jax.lax.scan(step, jnp.zeros((w.shape[1], iu.size), dtype=X.dtype), (Xp, wp))
+    H = jnp.zeros((w.shape[1], P, P), dtype=X.dtype).at[:, iu, ju].set(acc)
+    return H.at[:, ju, iu].set(acc)
 
 
 @partial(jax.jit, static_argnames=("logit", "max_iter"))
@@ -228,10 +232,11 @@ def _newton_batch(X, Y, offset, W0, tol, *, logit, max_iter):
 
     def body(state):
         W, ll, _, it = state
-        _, _, grad, hess = moments(W)
+        eta, _, grad, hess = moments(W)
         delta = jnp.linalg.solve(hess, grad.T[..., None])[..., 0].T  # (P, K)
         dec = 0.5 * jnp.sum(grad * delta, axis=0)
-        cand = jax.vmap(lambda s: _loglik(Y, X @ (W + s * delta) + offset[:, None], logit))(steps)
+        d_eta = X @ delta  # eta is linear in the step length: one product for all steps
+        cand = jax.vmap(lambda s: _loglik(Y, eta + s * d_eta, logit))(steps)
         best = jnp.argmax(cand, axis=0)                          # (K,)
         ll_new = jnp.take_along_axis(cand, best[None], axis=0)[0]
         take = ll_new >= ll
