@@ -372,3 +372,19 @@ def test_read_equals_direct_binning_for_an_npz_spike_table(tmp_path):
     via = read_npz(tmp_path / "t.npz", bin_width=0.05, trials=[(0.5, 2.5)])
     assert via.counts[0].tobytes() == direct.counts[0].tobytes()
     assert via.provenance["sha256"] and via.provenance["reader"] == "read_npz"
+
+
+def test_event_tables_with_time_units(tmp_path):
+    times_ms = np.array([5.0, 12.5, 130.0, 131.0, 999.0])
+    (tmp_path / "ev.tsv").write_text("\tTime (ms)\tAmplitude\n" + "".join(
+        f"{i}\t{t}\t{10 + i}\n" for i, t in enumerate(times_ms)))
+    rec = read(tmp_path / "ev.tsv", bin_width=0.1)
+    assert rec.n_units == 1 and rec.provenance["time_column"] == "Time (ms)"
+    assert_counts(rec, histogram_counts([times_ms / 1000], [(0.0, 1.0)], 0.1))
+    mepsc = DATA / "mepsc" / "epsc2.txt"
+    if mepsc.exists():
+        import pandas as pd
+        table = pd.read_csv(mepsc, sep="\t")
+        rec = read(mepsc, bin_width=1.0)
+        assert rec.counts[0].sum() == len(table)           # every event counted once
+        assert rec.lengths[0] == int(table["Time (ms)"].max() // 1000) + 1

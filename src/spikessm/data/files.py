@@ -16,8 +16,10 @@ Layouts recognised (``layout=`` names them explicitly; by default they are detec
   ``condition``): summed into bins of ``bin_width`` (default 0.02 s; a multiple of 1 ms),
   trials labelled by condition, placed back to back in time.
 
-CSV files: a spike table with columns ``unit`` and ``time`` (seconds; an optional ``trial``
-column is ignored: give ``trials=`` windows), or a count table whose columns are the units
+CSV / TSV files: an event table with a time column (``time``, ``spike_time``, or with a
+unit suffix ``Time (ms)`` / ``time (s)`` / ``time (us)``; seconds when no suffix) and an
+optional ``unit`` column (without one, every event belongs to a single unit 0; other columns
+are ignored; give ``trials=`` windows), or a count table whose columns are the units
 (header = unit ids) with an optional ``trial`` column splitting the rows into trials;
 ``bin_width=`` is required.
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +43,8 @@ from .container import SpikeTrials
 __all__ = ["read", "read_csv", "read_mat", "read_npz"]
 
 _LAYOUTS = ("counts", "spike_times", "place_cells", "yu2009")
+_TIME_COLUMN = re.compile(r"^(time|times|spike_time|spike_times|t)\s*(?:\((s|ms|us|µs)\))?$")
+_TIME_SCALE = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6}
 
 
 def _sourced(rec: SpikeTrials, p: Path, reader: str, **details) -> SpikeTrials:
@@ -264,17 +269,28 @@ def read_csv(path, *, bin_width: float, trials=None, labels=None,
     except Exception as exc:              # ParserError, UnicodeDecodeError, EmptyDataError
         raise bad_file(p, f"not a readable table ({type(exc).__name__}: {exc})") from None
     cols = {str(c).strip().lower(): c for c in df.columns}
-    if "unit" in cols and "time" in cols:
-        t = pd.to_numeric(df[cols["time"]], errors="coerce").to_numpy(dtype=np.float64)
+    time_col = scale = None
+    for key, c in cols.items():
+        m = _TIME_COLUMN.match(key)
+        if m:
+            time_col, scale = c, _TIME_SCALE[m.group(2) or "s"]
+            break
+    if time_col is not None:
+        t = pd.to_numeric(df[time_col], errors="coerce").to_numpy(dtype=np.float64)
         if np.isnan(t).any():
-            raise bad_file(p, f"column 'time' has {int(np.isnan(t).sum())} non-numeric "
-                              "or empty entries")
-        u = df[cols["unit"]].to_numpy()
-        ids = np.unique(u.astype(str)) if u.dtype == object else np.unique(u)
-        uu = u.astype(str) if u.dtype == object else u
-        rec = _spikes_rec(p, [t[uu == i] for i in ids], bin_width, trials, labels,
+            raise bad_file(p, f"column {str(time_col)!r} has {int(np.isnan(t).sum())} "
+                              "non-numeric or empty entries")
+        t = t * scale
+        if "unit" in cols:
+            u = df[cols["unit"]].to_numpy()
+            u = u.astype(str) if u.dtype == object else u
+        else:
+            u = np.zeros(t.size, dtype=np.int64)
+        ids = np.unique(u)
+        rec = _spikes_rec(p, [t[u == i] for i in ids], bin_width, trials, labels,
                           unit_ids=ids)
-        return _sourced(rec, p, "read_csv", layout="spike_times")
+        return _sourced(rec, p, "read_csv", layout="spike_times",
+                        time_column=str(time_col))
     trial_col = cols.get("trial")
     data = df.drop(columns=[trial_col]) if trial_col is not None else df
     try:
