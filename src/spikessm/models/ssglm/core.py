@@ -163,7 +163,7 @@ def mstep_random_walk(mu, S, X, P, *, q_type: str, initial: str, q_floor: float)
         m0, P0 = P["m0"], P["P0"]
     else:
         m0, P0 = LG.mstep_initial(P, mu[:1], S[0], ())
-        if q_type == "diagonal":
+        if q_type != "full":
             P0 = jnp.diag(jnp.diag(P0))
     if initial == "tied":  # (K - 1) Q from the steps k >= 1, plus Cov(theta_0) (m0 = its mean)
         Qn = ((Kn - 1) * Qn + P0) / Kn

@@ -174,16 +174,23 @@ class GLMPSTHResult:
     window_times: np.ndarray
     link: str
 
-    @x64
     def trial_log_likelihoods(self, spikes) -> np.ndarray:
         """(K,) log p(y_k | theta, gamma) of each trial of ``spikes`` (K, T) (NaN = missing
         bin; a trial with no observed bin scores 0)."""
-        spec = _spec_of(self)
-        data = _data(spec, *_as_trials_T(spikes, spec))
-        obs, _ = build_obs(data, jnp.asarray(self.gamma), spec.bin_width, link=spec.link,
-                           reduced=False)
-        eta = obs.C @ jnp.asarray(self.theta) + obs.off
-        return np.asarray(_trial_ll(eta, obs, data, spec))
+        y, valid = _as_trials_T(spikes, _spec_of(self))
+        return _plugin_ll(self, y, valid, np.broadcast_to(self.theta, (y.shape[0],) +
+                                                            self.theta.shape))
+
+
+@x64
+def _plugin_ll(res, y, valid, theta) -> np.ndarray:
+    """(K,) log p(y_k | theta_k, gamma) with theta (K, R)."""
+    spec = _spec_of(res)
+    data = _data(spec, y, valid)
+    obs, _ = build_obs(data, jnp.asarray(res.gamma), spec.bin_width, link=spec.link,
+                       reduced=False)
+    eta = jnp.asarray(theta) @ obs.C.T + obs.off
+    return np.asarray(_trial_ll(eta, obs, data, spec))
 
 
 @dataclass(frozen=True)
@@ -260,6 +267,23 @@ class SSGLMResult:
         P = self.rate_comparison_matrix(window, n_draws, seed)
         return learning_trial(P, reference=reference, level=level, sustained=sustained)
 
+    def plugin_log_likelihood(self, spikes, trials) -> np.ndarray:
+        """(len(trials),) log p(y_k | theta = theta[k], gamma): the held-out trials scored
+        at the posterior mode (no integration over its uncertainty)."""
+        y, valid = _as_trials_T(spikes, _spec_of(self))
+        idx = self._trial_index(trials, y.shape[0])
+        return _plugin_ll(self, y[idx], valid[idx], self.theta[idx])
+
+    def _trial_index(self, trials, n: int) -> np.ndarray:
+        if n != self.n_trials:
+            raise ValueError(f"spikes has {n} trials; the fit has {self.n_trials}")
+        idx = np.asarray(trials).ravel()
+        if idx.size == 0 or not np.issubdtype(idx.dtype, np.integer) or idx.min() < 0 \
+                or idx.max() >= self.n_trials:
+            raise ValueError(f"trials must be integer indices in [0, {self.n_trials}), "
+                             f"got {trials!r}")
+        return idx
+
     @x64
     def heldout_log_likelihood(self, spikes, trials) -> np.ndarray:
         """Predictive log-likelihood of held-out trials.
@@ -271,11 +295,7 @@ class SSGLMResult:
         """
         spec = _spec_of(self)
         y, valid = _as_trials_T(spikes, spec)
-        if y.shape[0] != self.n_trials:
-            raise ValueError(f"spikes has {y.shape[0]} trials; the fit has {self.n_trials}")
-        idx = np.asarray(trials, dtype=int).ravel()
-        if idx.size == 0 or idx.min() < 0 or idx.max() >= self.n_trials:
-            raise ValueError(f"trials must be indices in [0, {self.n_trials}), got {trials}")
+        idx = self._trial_index(trials, y.shape[0])
         data = _data(spec, y, valid)
         obs, _ = build_obs(data, jnp.asarray(self.gamma), spec.bin_width, link=spec.link,
                            reduced=False)
@@ -450,7 +470,8 @@ def ssglm(spikes, bin_width, *, basis="pulse", basis_width=0.02, n_basis=None,
       window_times: history window edges in seconds, e.g. ``[0, 0.001, 0.002, 0.005]``
         (window j counts the spikes 1..5 ms back, etc.); None for no history.
       link: "poisson" (log link, counts) or "bernoulli" (logit link, 0/1 per bin).
-      q_type: "diagonal" or "full" random-walk covariance Q.
+      q_type: random-walk covariance Q: "diagonal" (one variance per basis function),
+        "isotropic" (one shared variance: the stablest estimate with few trials) or "full".
       initial: the first trial's prior N(m0, P0). "diffuse" (default): m0 = the GLM-PSTH
         coefficients, P0 = ``diffuse_var`` I, both fixed, so the credible bands carry the
         uncertainty of the overall level; "em": m0 and P0 estimated by EM (with one
@@ -468,8 +489,8 @@ def ssglm(spikes, bin_width, *, basis="pulse", basis_width=0.02, n_basis=None,
     y, valid = _as_trials(spikes)
     if y.shape[0] < 2:
         raise ValueError(f"spikes has {y.shape[0]} trial; the SSGLM needs at least 2")
-    if q_type not in ("diagonal", "full"):
-        raise ValueError(f"q_type must be 'diagonal' or 'full', got {q_type!r}")
+    if q_type not in ("diagonal", "isotropic", "full"):
+        raise ValueError(f"q_type must be 'diagonal', 'isotropic' or 'full', got {q_type!r}")
     if initial not in ("diffuse", "em", "tied"):
         raise ValueError(f"initial must be 'diffuse', 'em' or 'tied', got {initial!r}")
     max_iter = check_int(max_iter, "max_iter", 1)
