@@ -19,7 +19,6 @@ Run from the repository root with single-threaded BLAS:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -52,6 +51,59 @@ np.savez(sys.argv[2], coef=coef, converged=np.array([r.converged for r in res]),
          n_iter=np.array([r.n_iter for r in res]), seconds=sec)
 print(json.dumps({"seconds": sec, "version": getattr(nstat, "__version__", "?")}))
 """
+
+
+# Runs under the nSTAT venv: nSTAT's Analysis.computeGrangerCausalityMatrix (Poisson GLM,
+# BH-FDR) on one (T, N) 0/1 spike matrix. nSTAT 0.6.0 passes the trial's 0/1 covariate
+# mask where a selector (indices) is expected and raises "Covariate selector index out of
+# bounds"; the runner converts such masks to index lists in Trial.setCovMask (the only
+# change), which lets the analysis run as documented.
+_NSTAT_GRANGER = r"""
+import json, sys, time
+import numpy as np
+from nstat.trial import Trial, SpikeTrainCollection, CovariateCollection
+from nstat.core import nspikeTrain, Covariate
+from nstat.history import History
+from nstat.analysis import Analysis
+_orig = Trial.setCovMask
+def _set(self, mask):
+    if isinstance(mask, list) and all(isinstance(m, np.ndarray) for m in mask):
+        mask = [np.flatnonzero(m).tolist() for m in mask]
+    return _orig(self, mask)
+Trial.setCovMask = _set
+d = np.load(sys.argv[1], allow_pickle=False)
+y, bw, edges = d["y"], float(d["bw"]), d["edges"]
+T, N = y.shape
+t = np.arange(T) * bw
+trains = [nspikeTrain(t[y[:, i] > 0] + 0.5 * bw, name=str(i), sampleRate=1 / bw,
+                      minTime=0.0, maxTime=T * bw) for i in range(N)]
+base = Covariate(t, np.ones(T), "Baseline", "time", "s", "", ["mu"])
+tr = Trial(SpikeTrainCollection(trains), CovariateCollection(base))
+tr.setCovMask([["Baseline", "mu"]])
+h = History(edges * bw)
+tr.setHistory(h); tr.setEnsCovHist(h)
+t0 = time.perf_counter()
+out = Analysis.computeGrangerCausalityMatrix(tr)
+sec = time.perf_counter() - t0
+np.savez(sys.argv[2], deviance=out[3], sig=out[4], seconds=sec)
+print(json.dumps({"seconds": sec}))
+"""
+
+
+def _run_nstat(code, arrays):
+    """Run an nSTAT runner in its venv; returns (dict of arrays, None) or (None, error)."""
+    if not NSTAT_PY.exists():
+        return None, "nSTAT venv absent"
+    with tempfile.TemporaryDirectory() as tmp:
+        inp, res = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
+        np.savez(inp, **arrays)
+        proc = subprocess.run([str(NSTAT_PY), "-c", code, str(inp), str(res)],
+                              capture_output=True, text=True,
+                              env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+        if proc.returncode != 0 or not res.exists():
+            return None, proc.stderr[-600:]
+        r = np.load(res)
+        return {k: r[k] for k in r.files}, None
 
 
 def bench_place_cells(order: int, skip_peers: bool):
@@ -96,39 +148,27 @@ def bench_place_cells(order: int, skip_peers: bool):
         t_sm = time.perf_counter() - t0
         print(f"statsmodels IRLS FAILED after {t_sm:.1f} s: {type(exc).__name__}: {exc}")
         out.update(statsmodels_error=f"{type(exc).__name__}: {exc}")
-    if not NSTAT_PY.exists():
-        print("nSTAT venv absent; skipping the nSTAT peer")
+    r, err = _run_nstat(_NSTAT_RUNNER, dict(X=F, Y=counts, offset=np.full(T, np.log(dt))))
+    if r is None:
+        print(f"nSTAT peer failed: {err}")
+        out.update(nstat_error=err)
         return out
-    with tempfile.TemporaryDirectory() as tmp:
-        inp, res = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
-        np.savez(inp, X=F, Y=counts, offset=np.full(T, np.log(dt)))
-        t0 = time.perf_counter()
-        proc = subprocess.run([str(NSTAT_PY), "-c", _NSTAT_RUNNER, str(inp), str(res)],
-                              capture_output=True, text=True,
-                              env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
-        wall = time.perf_counter() - t0
-        if proc.returncode != 0 or not res.exists():
-            print(f"nSTAT peer failed ({wall:.1f} s): {proc.stderr[-800:]}")
-            out.update(nstat_error=proc.stderr[-300:])
-            return out
-        r = np.load(res)
-        info = json.loads(proc.stdout.strip().splitlines()[-1])
-        t_ns = float(r["seconds"])
-        d = np.abs(r["coef"] - ours_params)
-        print(f"nSTAT fit_poisson_glm {info['version']}: {t_ns:.1f} s in its fit loop "
-              f"(ratio {t_ns / t_warm:.1f}x ours warm); converged {r['converged'].sum()}/{N}; "
-              f"median iterations {np.median(r['n_iter']):.0f}; max |coef diff| {d.max():.2e} "
-              f"= {np.max(d / ours_se):.2e} SE")
-        out.update(nstat=t_ns, nstat_max_diff=float(d.max()),
-                   nstat_max_diff_se=float(np.max(d / ours_se)),
-                   nstat_converged=int(r["converged"].sum()))
+    t_ns = float(r["seconds"])
+    d = np.abs(r["coef"] - ours_params)
+    print(f"nSTAT fit_poisson_glm: {t_ns:.1f} s in its fit loop "
+          f"(ratio {t_ns / t_warm:.1f}x ours warm); converged {r['converged'].sum()}/{N}; "
+          f"median iterations {np.median(r['n_iter']):.0f}; max |coef diff| {d.max():.2e} "
+          f"= {np.max(d / ours_se):.2e} SE")
+    out.update(nstat=t_ns, nstat_max_diff=float(d.max()),
+               nstat_max_diff_se=float(np.max(d / ours_se)),
+               nstat_converged=int(r["converged"].sum()))
     return out
 
 
 TRUE = {(0, 1): 1.5, (0, 2): 1.2, (2, 3): 1.2, (3, 4): 1.5, (4, 5): -2.0, (5, 0): 1.2}
 
 
-def bench_granger(n_seeds: int):
+def bench_granger(n_seeds: int, skip_peers: bool):
     from spikessm.models.glm import granger_causality, simulate_network
 
     N, ens, bw = 6, (1, 2, 5, 10), 0.002
@@ -159,6 +199,26 @@ def bench_granger(n_seeds: int):
               f"(of {int(null.sum()) * n_seeds} null pairs); missed true edges {missed[c]}")
     print(f"null pairs with uncorrected p < 0.05: {np.mean(fp_raw):.3f} (nominal 0.05)")
     print(f"seconds per analysis (42 GLM fits): median {np.median(secs):.1f}")
+    if not skip_peers:  # nSTAT side by side: Poisson GLMs on a shorter recording (its speed)
+        y = simulate_network(5000, bin_width=bw, baseline_rate=np.full(N, 30.0), coupling=K,
+                             ensemble=ens, seed=0)
+        t0 = time.perf_counter()
+        ours = granger_causality(y, bin_width=bw, history=ens, link="log")
+        t_ours = time.perf_counter() - t0
+        r, err = _run_nstat(_NSTAT_GRANGER, dict(y=y, bw=bw, edges=np.array(ens)))
+        print(f"side by side, 5,000 bins, Poisson GLMs, BH 5%: spikessm {t_ours:.1f} s, edges "
+              f"{sorted((s_, t_) for s_, t_, _ in ours.edges)}")
+        if r is None:
+            print(f"nSTAT computeGrangerCausalityMatrix failed: {err}")
+        else:
+            ns_dev = r["deviance"].T  # nSTAT is [source, target]; ours [target, source]
+            ns_edges = sorted((int(a), int(b)) for a, b in zip(*np.nonzero(r["sig"])))
+            off = ~np.eye(N, dtype=bool)
+            corr = np.corrcoef(ns_dev[off], ours.deviance_difference[off])[0, 1]
+            print(f"nSTAT computeGrangerCausalityMatrix: {float(r['seconds']):.1f} s (ratio "
+                  f"{float(r['seconds']) / t_ours:.1f}x), edges {ns_edges}; deviance "
+                  f"differences vs ours: correlation {corr:.4f}, max |diff| "
+                  f"{np.max(np.abs(ns_dev[off] - ours.deviance_difference[off])):.2f}")
     return dict(exact=exact, false_edges=false_edges, missed=missed,
                 null_fp_rate=float(np.mean(fp_raw)), seconds=float(np.median(secs)))
 
@@ -203,7 +263,7 @@ def main():
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}; jax {jax.__version__}, "
           f"statsmodels {statsmodels.__version__}, numpy {np.__version__}")
     bench_place_cells(args.order, args.skip_peers)
-    bench_granger(args.seeds)
+    bench_granger(args.seeds, args.skip_peers)
     bench_spectral(args.seeds)
 
 

@@ -59,8 +59,10 @@ def place_cells(figures: Path | None):
     counts, pos, dt = data
     T, N = counts.shape
     print(f"place cells: {N} cells x {T} bins of {dt * 1000:.1f} ms")
+    grid = GaussianBumps.grid(7, -1.0, 1.0, dim=2)  # keep the centres inside the arena
+    inside = grid.centers[np.hypot(*grid.centers.T) <= 1.0]
     bases = {"zernike(3)": Zernike(3), "zernike(6)": Zernike(6),
-             "bumps 7x7": GaussianBumps.grid(7, -1.0, 1.0, dim=2)}
+             "bumps (37)": GaussianBumps(inside, grid.width)}
     fits = {}
     for name, basis in bases.items():
         t0 = time.perf_counter()

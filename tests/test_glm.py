@@ -70,6 +70,18 @@ def test_logit_glm_with_history_matches_statsmodels(rng):
     np.testing.assert_allclose(ours.history_coef, ours.coef[:, 2:])
 
 
+def test_ridge_stationarity():
+    """With l2 > 0 the estimate solves X'(y - mu) = l2 * beta (intercept unpenalised)."""
+    pos, basis, F, coef, b, y = _place_data(0, N=5)
+    fit = fit_glm(y, F, bin_width=BW, l2=3.0)
+    resid = y - fit.fitted
+    np.testing.assert_allclose(F.T @ resid, 3.0 * fit.coef.T, atol=1e-4)
+    np.testing.assert_allclose(resid.sum(axis=0), 0.0, atol=1e-4)
+    assert np.all(np.abs(fit.coef) < np.abs(fit_glm(y, F, bin_width=BW).coef).max())
+    with pytest.raises(ValueError, match="l2"):
+        fit_glm(y, F, bin_width=BW, l2=-1.0)
+
+
 def test_history_features_brute_force(rng):
     y = rng.poisson(0.7, size=(40, 3)).astype(float)
     edges = (1, 2, 5, 9)

@@ -101,9 +101,10 @@ def plot_place_fields(fit, basis, *, neurons=None, extent=(-1.0, 1.0, -1.0, 1.0)
     gy = np.linspace(extent[2], extent[3], n_grid)
     X, Y = np.meshgrid(gx, gy)
     pts = np.stack([X, Y], -1)
-    rate = np.exp(log_intensity(fit, basis)(pts)) / fit.bin_width  # (n, n, N)
-    if radius is not None:
-        rate = np.where((np.hypot(X, Y) <= radius)[..., None], rate, np.nan)
+    log_rate = log_intensity(fit, basis)(pts) - np.log(fit.bin_width)  # (n, n, N)
+    if radius is not None:  # mask before exponentiating: no overflow outside the arena
+        log_rate = np.where((np.hypot(X, Y) <= radius)[..., None], log_rate, np.nan)
+    rate = np.exp(log_rate)
     ncols = min(ncols, len(idx))
     nrows = -(-len(idx) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(2.4 * ncols, 2.3 * nrows), squeeze=False)
