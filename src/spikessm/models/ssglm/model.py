@@ -433,8 +433,17 @@ def _estep(P, data, x_init, dt, *, link, reduced, max_iter, tol):
     return lap, lap.log_likelihood + const
 
 
-@partial(jax.jit, static_argnames=("link", "q_type", "history", "initial"))
-def _mstep(P, data, mu, S, X, dt, q_floor, *, link, q_type, history, initial):
+def basis_variance(B, S, pulse: bool):
+    """(K, T) variances of B_t' theta_k under covariances S (K, R, R): O(K T R) for unit
+    pulses (one basis function per bin), O(K T R^2) otherwise."""
+    xp = jnp if isinstance(S, jax.Array) else np
+    if pulse:
+        return xp.diagonal(S, axis1=1, axis2=2) @ B.T
+    return xp.einsum("tr,krs,ts->kt", B, S, B)
+
+
+@partial(jax.jit, static_argnames=("link", "q_type", "history", "initial", "pulse"))
+def _mstep(P, data, mu, S, X, dt, q_floor, *, link, q_type, history, initial, pulse):
     new = dict(P)
     new["Q"], new["m0"], new["P0"] = mstep_random_walk(mu, S, X, P, q_type=q_type,
                                                        initial=initial, q_floor=q_floor)
@@ -442,7 +451,7 @@ def _mstep(P, data, mu, S, X, dt, q_floor, *, link, q_type, history, initial):
         y, v, B, H = data
         eta = mu @ B.T  # (K, T)
         if link == "poisson":  # log E[dt exp(B theta)] under the Gaussian posterior
-            off = jnp.log(dt) + eta + 0.5 * jnp.einsum("tr,krs,ts->kt", B, S, B)
+            off = jnp.log(dt) + eta + 0.5 * basis_variance(B, S, pulse)
             scale = v
         else:
             off, scale = eta, v
@@ -516,7 +525,7 @@ def ssglm(spikes, bin_width, *, basis="pulse", basis_width=0.02, n_basis=None,
         lambda P, lap: _mstep(P, data, lap.posterior.smoothed_means,
                               lap.posterior.smoothed_covs, lap.posterior.cross_covs, dt,
                               q_floor, link=spec.link, q_type=q_type, history=history,
-                              initial=initial),
+                              initial=initial, pulse=_is_pulse(spec.basis)),
         P, x, max_iter, tol, "SSGLM",
         kinds={"Q": "cov", "gamma": "free",
                **({} if initial == "diffuse" else {"m0": "free", "P0": "cov"})})
@@ -524,7 +533,7 @@ def ssglm(spikes, bin_width, *, basis="pulse", basis_width=0.02, n_basis=None,
     mu, S = np.asarray(post.smoothed_means), np.asarray(post.smoothed_covs)
     Bn = spec.basis
     eta = mu @ Bn.T
-    sd = np.sqrt(np.maximum(np.einsum("tr,krs,ts->kt", Bn, S, Bn), 0.0))
+    sd = np.sqrt(np.maximum(basis_variance(Bn, S, _is_pulse(Bn)), 0.0))
     return SSGLMResult(
         mu, S, *(np.asarray(a) for a in (post.filtered_means, post.filtered_covs,
                                          post.predicted_means, post.predicted_covs)),
