@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from spikessm.models.glm.bases import GaussianBumps
+from spikessm.models.glm.bases import GaussianBumps, Zernike
 from spikessm.models.glm.fit import fit_glm, log_intensity
 from spikessm.models.glm.goodness import time_rescaling, time_rescaling_fit
 from spikessm.models.glm.history import history_features
@@ -173,6 +173,13 @@ def test_glm_rejects_bad_input(rng):
         fit_glm(np.c_[y[:, 0], np.zeros(50)], X, bin_width=BW)
     with pytest.raises(ValueError, match="feature_names"):
         fit_glm(y, X, bin_width=BW, feature_names=("a",))
+    fit = fit_glm(y, X, bin_width=BW)
+    with pytest.raises(ValueError, match="basis has 5 features"):
+        log_intensity(fit, Zernike(2))
+    with pytest.raises(TypeError, match="GLMFit"):
+        log_intensity({"coef": 1}, None)
+    with pytest.raises(ValueError, match="shape the model was fitted on"):
+        time_rescaling_fit(fit, y[:40])
     with pytest.raises(ValueError, match="same length"):
         time_rescaling(np.ones(10), np.ones(9))
     with pytest.raises(ValueError, match=">= 0"):
