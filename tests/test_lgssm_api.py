@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from spikessm import LinearGaussianSSM, fit_linear_gaussian_em, make_params
-from spikessm.cli.main import main as cli_main
 
 
 def notebook_problem(seed=0, T=100):
@@ -130,19 +129,6 @@ def test_user_jax_setting_untouched():
     model.log_prob(truth, y)
     assert jax.config.jax_enable_x64 == before
     assert jnp.ones(1).dtype == (jnp.float64 if before else jnp.float32)
-
-
-def test_cli_demo_runs(capsys):
-    rc = cli_main(["demo", "--state-dim", "2", "--channels", "8", "--steps", "300",
-                   "--iters", "20", "--quiet"])
-    out = capsys.readouterr().out
-    assert rc == 0 and "held-out log-likelihood" in out and "monotone: True" in out
-
-
-def test_cli_bad_args(capsys):
-    assert cli_main(["demo", "--steps", "1", "--quiet"]) == 2
-    assert "error" in capsys.readouterr().err
-    assert cli_main([]) == 2
 
 
 def test_inference_rejects_params_that_do_not_match_structure():

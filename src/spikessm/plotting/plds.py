@@ -72,11 +72,13 @@ def plot_rates(observed_counts, rates, bin_width: float, *, neurons=(0, 1, 2), s
 
 
 def plot_objective(log_likelihoods, *, ax=None,
-                   title: str = "Laplace-approximate log-likelihood per EM iteration"):
-    """The EM objective trace (n_iter,)."""
+                   title: str = "Laplace-approximate log-likelihood per EM iteration",
+                   label: str | None = None):
+    """The EM objective trace (n_iter,); call again with the same ``ax`` and a ``label``
+    to overlay several fits (restarts)."""
     ll = np.asarray(log_likelihoods, dtype=float)
     fig, ax = _fig(ax, (5, 3.5))
-    ax.plot(np.arange(1, ll.size + 1), ll, "o-", ms=3)
+    ax.plot(np.arange(1, ll.size + 1), ll, "o-", ms=3, label=label)
     ax.set_xlabel("EM iteration")
     ax.set_ylabel("log p(y) (Laplace)")
     ax.set_title(title)
