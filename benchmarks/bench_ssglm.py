@@ -90,7 +90,7 @@ def worker(job):
         for seed in job["seeds"]:
             y = np.random.default_rng(seed).poisson(lam * DT).astype(float)
             t0 = time.perf_counter()
-            res = ssglm(y, DT, basis_width=0.05)
+            res = ssglm(y, DT, basis_width=0.05, initial=job["initial"])
             sec = time.perf_counter() - t0
             rm = lambda r: float(np.sqrt(np.mean((r - lam) ** 2)))  # noqa: E731
             out.append({
@@ -184,16 +184,18 @@ def main():
     print(json.dumps(environment()))
     seeds = list(range(2 if a.quick else a.seeds))
     rows = []
-    for smooth in (False, True):
-        res = run_worker(SCRIPT, {"kind": "accuracy", "smooth": smooth,
-                                  "seeds": seeds if not smooth else seeds[:2]})
+    for smooth, initial in ((False, "diffuse"), (True, "diffuse"), (False, "em")):
+        res = run_worker(SCRIPT, {"kind": "accuracy", "smooth": smooth, "initial": initial,
+                                  "seeds": seeds if (not smooth and initial == "diffuse")
+                                  else seeds[:2]})
         for r in res["rows"]:
-            rows.append(["smooth" if smooth else "pulse", r["seed"], f"{r['seconds']:.1f}",
+            rows.append(["smooth" if smooth else "pulse", initial, r["seed"],
+                         f"{r['seconds']:.1f}",
                          r["n_iter"], f"{r['rmse']:.2f}", f"{r['rmse_trial']:.2f}",
                          f"{r['rmse'] / r['rmse_trial']:.3f}", f"{r['rmse_psth']:.2f}",
                          f"{r['coverage']:.3f}", r["learning_trial"]])
     print("\nAccuracy (50 x 1000 bins, onset at trial index 19):")
-    print(table(["truth", "seed", "fit s", "iters", "RMSE SSGLM", "RMSE per-trial",
+    print(table(["truth", "initial", "seed", "fit s", "iters", "RMSE SSGLM", "RMSE per-trial",
                  "ratio", "RMSE PSTH", "coverage", "learning trial"], rows))
     srows = []
     for K in ((50,) if a.quick else (50, 100, 200)):
