@@ -46,7 +46,7 @@ import jax.numpy as jnp
 from jax.scipy.linalg import cho_solve
 
 from . import kalman as K
-from .pointprocess import N_LINE_SEARCH, poisson_step_constants
+from .pointprocess import N_LINE_SEARCH
 
 POISSON, BERNOULLI = "poisson", "bernoulli"
 
@@ -56,7 +56,8 @@ class FilterSteps(NamedTuple):
 
     predicted_means (T, d), predicted_covs (T, d, d), filtered_means (T, d),
     filtered_covs (T, d, d); J (T, d, d), h (T, d), r (T,): the pseudo-observations;
-    log_likelihoods (T,): approximate log p(y_t | y_<t) (count constants included);
+    log_likelihoods (T,): approximate log p(y_t | y_<t) without the count constants
+    (``sum_i y log dt - log y!`` for Poisson, added by the caller);
     fallback (T,) bool: the step used the Fisher information; newton_iters (T,) int.
     """
 
@@ -80,15 +81,16 @@ def family_terms(eta, y, mask, dt, family: str):
 
     Returns (ell, e, w): ell = sum of observed log-pmf terms without the count constants
     (``y eta - dt e^eta`` Poisson, ``y eta - log(1 + e^eta)`` Bernoulli), e = d ell/d eta
-    (N,), w = -d2 ell/d eta2 (N,), all zero where ``mask`` is False.
+    (N,), w = -d2 ell/d eta2 (N,), all zero where ``mask`` is False (``mask`` None: all
+    entries observed). Batched over leading axes (ell sums the last axis only).
     """
+    keep = (lambda v: v) if mask is None else (lambda v: jnp.where(mask, v, 0.0))
     if family == POISSON:
-        mu = jnp.where(mask, dt * jnp.exp(eta), 0.0)
-        ell = jnp.sum(jnp.where(mask, y * eta, 0.0) - mu)
-        return ell, jnp.where(mask, y - mu, 0.0), mu
+        mu = keep(dt * jnp.exp(eta))
+        return jnp.sum(keep(y * eta) - mu, axis=-1), keep(y - mu), mu
     p = jax.nn.sigmoid(eta)
-    ell = jnp.sum(jnp.where(mask, y * eta - jax.nn.softplus(eta), 0.0))
-    return ell, jnp.where(mask, y - p, 0.0), jnp.where(mask, p * (1.0 - p), 0.0)
+    return (jnp.sum(keep(y * eta - jax.nn.softplus(eta)), axis=-1), keep(y - p),
+            keep(p * (1.0 - p)))
 
 
 def make_terms(family: str, C=None, f=None):
@@ -120,13 +122,6 @@ def make_terms(family: str, C=None, f=None):
         return ell, Jf.T @ e, K._sym(fisher - curv), fisher
 
     return loglik, terms
-
-
-def count_constants(y, mask, dt, family: str):
-    """(T,) per-step constants of the log-pmf left out of ``ell`` (zero for Bernoulli)."""
-    if family == POISSON:
-        return poisson_step_constants(y, mask, dt)
-    return jnp.zeros(y.shape[0], y.dtype)
 
 
 # --------------------------------------------------------------------------------------
@@ -224,7 +219,6 @@ def ppaf_forward(m0, P0, F, a, Q, y, mask, off, dt, *, family: str, C=None, f=No
 
     _, out = jax.lax.scan(step, (m0, K._sym(P0)), xs)
     ms, Ps, mus, Sigs, J, h, r, ll, fb, it = out
-    ll = ll + count_constants(y, mask, dt, family)
     return FilterSteps(ms, Ps, mus, Sigs, J, h, r, ll, fb, it)
 
 
@@ -270,46 +264,56 @@ def _cov_update(P, J, eye):
     return W.T @ W, 2.0 * jnp.sum(jnp.log(jnp.diag(Ls)))
 
 
-def loglinear_forward(m0, P0, F, Q, y, mask, off, C, dt, *, family: str) -> FilterSteps:
+def loglinear_forward(m0, P0, F, Q, y, mask, off, C, dt, *, family: str,
+                      pseudo: bool = True) -> FilterSteps:
     """The classic (non-iterated) filter for ``f(x) = C x`` with time-invariant F, Q and
-    no additive dynamics term: the same filter as :func:`ppaf_forward`, with only the
-    sequential part (means, covariances, log-determinants) inside the scan.
+    no additive dynamics term: the same filter as :func:`ppaf_forward`, leaner.
 
-    Each step is: ``eta = C m + o``; weights and residuals of the family; ``J`` as one
+    ``mask`` may be None (nothing missing) and ``off`` (N,) (shared by all bins). Each step
+    is: ``eta = C m + o``; weights and residuals of the family; ``J`` as one
     (N,) x (N, d*d) product with the precomputed outer products of the rows of C;
     ``Sig = (P^-1 + J)^-1`` (:func:`inv_spd_small` for d <= 4, Cholesky factors
-    otherwise), ``mu = m + Sig C'e``; predict. The pseudo-observations and the
-    log-likelihood terms are computed afterwards on the stacked arrays, batched over time.
+    otherwise), ``mu = m + Sig g`` with ``g = C'e``; predict. The step's likelihood term
+    is the kernel's with ``h = J m + g`` (so ``h - J m = g``), which simplifies to
+    ``ell - log det(I + P J) / 2 + g'Sig g / 2``. The pseudo-observations (J, h, r) for
+    the smoothers are computed afterwards, batched over time (None when ``pseudo`` is
+    False, static).
     """
     T, N = y.shape
     d = m0.shape[0]
     eye = jnp.eye(d, dtype=y.dtype)
     CC = (C[:, :, None] * C[:, None, :]).reshape(N, d * d)
+    xs = {"y": y}
+    if mask is not None:
+        xs["mask"] = mask
+    if off.ndim == 2:
+        xs["off"] = off
 
     def step(carry, x):
         m, P = carry
-        y_t, mk, o_t = x
-        _, e, w = family_terms(C @ m + o_t, y_t, mk, dt, family)
+        ell, e, w = family_terms(C @ m + x.get("off", off), x["y"], x.get("mask"), dt, family)
         Sig, logdet = _cov_update(P, (w @ CC).reshape(d, d), eye)
-        mu = m + Sig @ (e @ C)
+        g = e @ C
+        dm = Sig @ g
+        mu = m + dm
+        ll = ell - 0.5 * logdet + 0.5 * g @ dm
         P_n = F @ Sig @ F.T + Q
         return (F @ mu, K._sym(P_n)), jnp.concatenate(
-            [m, mu, logdet[None], P.ravel(), Sig.ravel()])
+            [m, mu, ll[None], P.ravel(), Sig.ravel()])
 
-    _, out = jax.lax.scan(step, (m0, K._sym(P0)), (y, mask, off), unroll=4)
-    ms, mus, logdet = out[:, :d], out[:, d:2 * d], out[:, 2 * d]
+    _, out = jax.lax.scan(step, (m0, K._sym(P0)), xs, unroll=4)
+    ms, mus, ll = out[:, :d], out[:, d:2 * d], out[:, 2 * d]
     k0 = 2 * d + 1
     Ps = out[:, k0:k0 + d * d].reshape(T, d, d)
     Sigs = out[:, k0 + d * d:].reshape(T, d, d)
-    # pseudo-observations at the predicted means, batched over time
-    eta = ms @ C.T + off
-    ell, e, w = jax.vmap(lambda et, yt, mt: family_terms(et, yt, mt, dt, family))(eta, y, mask)
-    J = (w @ CC).reshape(T, d, d)
-    g = e @ C
-    Jm = jnp.einsum("tij,tj->ti", J, ms)
-    h = Jm + g
-    r = -2.0 * (ell - jnp.sum(g * ms, axis=1) - 0.5 * jnp.sum(ms * Jm, axis=1))
-    ll = K._log_likelihoods(ms, Sigs, logdet, J, h, r) + count_constants(y, mask, dt, family)
+    J = h = r = None
+    if pseudo:  # pseudo-observations at the predicted means, batched over time
+        ell, e, w = family_terms(ms @ C.T + off, y, mask, dt, family)  # (T,), (T, N), (T, N)
+        J = (w @ CC).reshape(T, d, d)
+        g = e @ C
+        Jm = jnp.einsum("tij,tj->ti", J, ms)
+        h = Jm + g
+        r = -2.0 * (ell - jnp.sum(g * ms, axis=1) - 0.5 * jnp.sum(ms * Jm, axis=1))
     zeros = jnp.zeros((T,), jnp.int32)
     return FilterSteps(ms, Ps, mus, Sigs, J, h, r, ll, zeros.astype(bool), zeros)
 
@@ -439,12 +443,11 @@ def hybrid_forward(p0, Pt, m0, P0, A, Q, y, mask, off, dt, *, family: str, Cs=No
     M = p0.shape[0]
     emis = [make_terms(family, C=None if Cs is None else Cs[j], f=None if fs is None else fs[j])
             for j in range(M)]
-    const = count_constants(y, mask, dt, family)
     T = y.shape[0]
 
     def step(carry, x):
         pi, mu_prev, Sig_prev = carry
-        t, y_t, mk, c_t = x
+        t, y_t, mk = x
         first = t == 0
         c = jnp.where(first, p0, pi @ Pt)
         W = Pt * pi[:, None] / jnp.maximum(c[None, :], 1e-300)  # W[i, j] = w_{i|j}
@@ -462,7 +465,7 @@ def hybrid_forward(p0, Pt, m0, P0, A, Q, y, mask, off, dt, *, family: str, Cs=No
             outs.append((mu, Sig, ll, fb))
         mus = jnp.stack([o[0] for o in outs])
         Sigs = jnp.stack([o[1] for o in outs])
-        lls = jnp.stack([o[2] for o in outs]) + c_t
+        lls = jnp.stack([o[2] for o in outs])
         fb = jnp.stack([o[3] for o in outs])
         logc = jnp.log(jnp.maximum(c, 1e-300)) + lls
         tot = jax.scipy.special.logsumexp(logc)
@@ -474,7 +477,7 @@ def hybrid_forward(p0, Pt, m0, P0, A, Q, y, mask, off, dt, *, family: str, Cs=No
 
     d = m0.shape[1]
     init = (p0, jnp.zeros((M, d), y.dtype), jnp.tile(jnp.eye(d, dtype=y.dtype), (M, 1, 1)))
-    _, out = jax.lax.scan(step, init, (jnp.arange(T), y, mask, const))
+    _, out = jax.lax.scan(step, init, (jnp.arange(T), y, mask))
     return out
 
 

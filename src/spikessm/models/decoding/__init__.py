@@ -2,6 +2,7 @@
 smoothers, the goal-directed and hybrid (PPHF) variants, nSTAT-compatible CMGF Poisson
 filter / smoother functions, and static Bayesian and Kalman decoders as baselines."""
 
+from .baselines import bayesian_decoder, kalman_decoder
 from .cmgf import cmgf_poisson_filter, cmgf_poisson_smoother
 from .ppaf import (
     PointProcessAdaptiveFilter,
@@ -19,6 +20,7 @@ from .results import (
 )
 
 __all__ = ["CMGFPoissonFilterResult", "HybridFilterResult", "PPAFResult",
-           "PointProcessAdaptiveFilter", "StaticDecoderResult", "cmgf_poisson_filter",
+           "PointProcessAdaptiveFilter", "StaticDecoderResult", "bayesian_decoder",
+           "cmgf_poisson_filter",
            "cmgf_poisson_smoother", "fixed_lag_smoother", "goal_directed_filter",
-           "hybrid_filter", "ppaf_filter", "ppaf_smoother"]
+           "hybrid_filter", "kalman_decoder", "ppaf_filter", "ppaf_smoother"]

@@ -36,7 +36,8 @@ FAMILIES = ("poisson", "bernoulli")
 # Input checks (shared with the hybrid filter and the CMGF functions)
 # --------------------------------------------------------------------------------------
 def check_spikes(spikes, observation: str):
-    """(T, N) float64 copy of ``spikes`` and its observed mask; NaN = missing."""
+    """(T, N) float64 copy of ``spikes`` with missing entries (NaN) set to 0, and the
+    observed mask (None when nothing is missing)."""
     if observation not in FAMILIES:
         raise ValueError(f"observation must be one of {FAMILIES}, got {observation!r}")
     y = np.array(spikes, dtype=np.float64, copy=True)
@@ -44,15 +45,18 @@ def check_spikes(spikes, observation: str):
         y = y[:, None]
     if y.ndim != 2 or y.shape[0] < 1 or y.shape[1] < 1:
         raise ValueError(f"spikes must be a (T, N) array of counts, got shape {np.shape(spikes)}")
-    mask = ~np.isnan(y)
-    if np.any(np.isinf(y)):
+    missing = np.isnan(y)
+    mask = None
+    if missing.any():
+        mask = ~missing
+        y[missing] = 0.0
+    if np.isinf(y).any():
         raise ValueError("spikes must be finite counts (NaN marks a missing entry); got inf")
-    obs = y[mask]
-    if np.any(obs < 0) or np.any(obs != np.round(obs)):
+    if y.min() < 0 or np.any(y != np.floor(y)):
         raise ValueError("spikes must hold non-negative integer counts (NaN = missing)")
-    if observation == "bernoulli" and np.any(obs > 1):
+    if observation == "bernoulli" and y.max() > 1:
         raise ValueError("observation='bernoulli' needs 0/1 spikes; got counts above 1")
-    return np.where(mask, y, 0.0), mask
+    return y, mask
 
 
 def check_matrix(M, name: str, shape, *, spd: bool = False):
@@ -84,12 +88,11 @@ def check_state_model(A, Q, m0, P0):
 
 
 def check_offsets(baseline, T: int, N: int, name: str = "baseline"):
+    """Offsets as (N,) (shared by all bins) or (T, N)."""
     if baseline is None:
-        return np.zeros((T, N))
+        return np.zeros(N)
     b = np.array(baseline, dtype=np.float64, copy=True)
-    if b.shape == (N,):
-        b = np.broadcast_to(b, (T, N)).copy()
-    if b.shape != (T, N):
+    if b.shape not in ((N,), (T, N)):
         raise ValueError(f"{name} must have shape ({N},) or ({T}, {N}), got {b.shape}")
     if not np.all(np.isfinite(b)):
         raise ValueError(f"{name} must be finite")
@@ -118,6 +121,16 @@ def check_intensity(C, log_intensity, intensity_params, d: int, N: int):
     return None, log_intensity
 
 
+def count_constants(y, dt: float, observation: str):
+    """(T,) per-bin constants of the log-pmf, ``sum_i y log dt - log y!`` over observed
+    entries for Poisson (0 for Bernoulli); ``y`` holds 0 at missing entries."""
+    if observation != "poisson":
+        return np.zeros(y.shape[0])
+    top = int(y.max()) if y.size else 0
+    log_fact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, top + 1)))])
+    return y.sum(1) * np.log(dt) - log_fact[y.astype(np.int64)].sum(1)
+
+
 def bind_params(f, params):
     return f if params is None else functools.partial(_with_params, f, params)
 
@@ -135,7 +148,8 @@ def _run(m0, P0, F, a, Q, y, mask, off, dt, C, params, tol, *, family, f, iterat
          max_iter, mode, lag, fast):
     fx = None if f is None else bind_params(f, params)
     if fast:
-        steps = KP.loglinear_forward(m0, P0, F, Q, y, mask, off, C, dt, family=family)
+        steps = KP.loglinear_forward(m0, P0, F, Q, y, mask, off, C, dt, family=family,
+                                     pseudo=mode == "smooth")
     else:
         steps = KP.ppaf_forward(m0, P0, F, a, Q, y, mask, off, dt, family=family, C=C, f=fx,
                                 iterated=iterated, max_iter=max_iter, tol=tol)
@@ -180,12 +194,16 @@ def _decode(spikes, A, Q, m0, P0, *, C, baseline, log_intensity, intensity_param
                                          jnp.asarray(target), jnp.asarray(target_cov), T,
                                          target_time)
     fast = C is not None and not iterated and goal is None
-    out = _run(jnp.asarray(m0), jnp.asarray(P0), F, a, Qd, jnp.asarray(y), jnp.asarray(mask),
-               jnp.asarray(off), dt, None if C is None else jnp.asarray(C),
-               intensity_params, float(tol), family=observation, f=f,
-               iterated=bool(iterated), max_iter=max_iter, mode=mode, lag=lag, fast=fast)
+    if not fast:
+        off = np.broadcast_to(off, y.shape)
+        mask = np.ones(y.shape, bool) if mask is None else mask
+    out = _run(jnp.asarray(m0), jnp.asarray(P0), F, a, Qd, jnp.asarray(y),
+               None if mask is None else jnp.asarray(mask), jnp.asarray(off), dt,
+               None if C is None else jnp.asarray(C), intensity_params, float(tol),
+               family=observation, f=f, iterated=bool(iterated), max_iter=max_iter,
+               mode=mode, lag=lag, fast=fast)
     s = out["steps"]
-    ll = np.asarray(s.log_likelihoods)
+    ll = np.asarray(s.log_likelihoods) + count_constants(y, dt, observation)
     if not np.all(np.isfinite(np.asarray(s.filtered_means))):
         raise FloatingPointError("the filter produced non-finite estimates (an intensity "
                                  "overflowed?); check the model's scale")

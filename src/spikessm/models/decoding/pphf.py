@@ -14,7 +14,13 @@ import numpy as np
 from ..._checks import check_bin_width, check_int
 from ..._jax import x64
 from ...kernels import ppaf as KP
-from .ppaf import check_intensity, check_matrix, check_offsets, check_spikes
+from .ppaf import (
+    check_intensity,
+    check_matrix,
+    check_offsets,
+    check_spikes,
+    count_constants,
+)
 from .results import HybridFilterResult
 
 
@@ -68,6 +74,7 @@ def hybrid_filter(spikes, transition_matrix, A, Q, m0, P0, *, initial_mode_probs
     """
     y, mask = check_spikes(spikes, observation)
     T, N = y.shape
+    mask = np.ones((T, N), bool) if mask is None else mask
     Pt = _transition(transition_matrix)
     M = Pt.shape[0]
     m0 = np.asarray(m0, dtype=np.float64)
@@ -115,7 +122,7 @@ def hybrid_filter(spikes, transition_matrix, A, Q, m0, P0, *, initial_mode_probs
     probs = np.asarray(out.mode_probs)
     if not np.all(np.isfinite(probs)):
         raise FloatingPointError("the hybrid filter produced non-finite mode probabilities")
-    ll = np.asarray(out.log_likelihoods)
+    ll = np.asarray(out.log_likelihoods) + count_constants(y, dt, observation)
     return HybridFilterResult(
         mode_probabilities=probs, modes=np.argmax(probs, axis=1), means=np.asarray(out.means),
         covs=np.asarray(out.covs), mode_means=np.asarray(out.mode_means),
