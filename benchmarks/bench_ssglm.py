@@ -62,18 +62,11 @@ def speed_data(K, T=3000, R=30, seed=0):
     return rng.poisson(lam * DT).astype(float), lam
 
 
-def rss_now():
+def proc_status(key: str) -> int:
+    """Bytes of a /proc/self/status field ("VmRSS": resident now, "VmHWM": peak)."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return -1
-
-
-def peak_rss():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) * 1024
     return -1
 
@@ -104,21 +97,22 @@ def worker(job):
     K = job["K"]
     y1, _ = speed_data(K, seed=1)
     y2, lam = speed_data(K, seed=2)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     ssglm(y1, DT, basis_width=0.1)
-    cold = time.perf_counter() - t0
-    base = rss_now()
+    cold, cold_cpu = time.perf_counter() - t0, time.process_time() - c0
+    base = proc_status("VmRSS")
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
     except OSError:
         pass
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = ssglm(y2, DT, basis_width=0.1)
-    warm = time.perf_counter() - t0
-    emit({"K": K, "cold": cold, "warm": warm, "n_iter": res.n_iter,
+    warm, warm_cpu = time.perf_counter() - t0, time.process_time() - c0
+    emit({"K": K, "cold": cold, "warm": warm, "cold_cpu": cold_cpu, "warm_cpu": warm_cpu,
+          "loadavg": os.getloadavg()[0], "n_iter": res.n_iter,
           "converged": res.converged, "base_mb": base / 2 ** 20,
-          "peak_mb": peak_rss() / 2 ** 20,
+          "peak_mb": proc_status("VmHWM") / 2 ** 20,
           "rmse": float(np.sqrt(np.mean((res.rates - lam) ** 2))),
           "rmse_trial": float(np.sqrt(np.mean((res.trial_glm.rates - lam) ** 2)))})
 
@@ -200,12 +194,15 @@ def main():
     srows = []
     for K in ((50,) if a.quick else (50, 100, 200)):
         r = run_worker(SCRIPT, {"kind": "speed", "K": K})
-        srows.append([K, f"{r['cold']:.2f}", f"{r['warm']:.2f}", r["n_iter"], r["converged"],
+        srows.append([K, f"{r['cold']:.2f} ({r['cold_cpu']:.2f})",
+                      f"{r['warm']:.2f} ({r['warm_cpu']:.2f})", f"{r['loadavg']:.1f}",
+                      r["n_iter"], r["converged"],
                       f"{r['base_mb']:.0f}", f"{r['peak_mb']:.0f}",
                       f"{r['peak_mb'] - r['base_mb']:.0f}", f"{r['rmse']:.2f}",
                       f"{r['rmse_trial']:.2f}"])
     print("\nSpeed and memory (K x 3000 bins x 30 pulses):")
-    print(table(["K", "first call s", "second call s", "iters", "converged", "base MB",
+    print(table(["K", "first call s (CPU s)", "second call s (CPU s)", "load", "iters",
+                 "converged", "base MB",
                  "peak MB", "peak - base MB", "RMSE", "RMSE per-trial"], srows))
     if a.no_nstat:
         return

@@ -36,8 +36,9 @@ def test_simulated_learning_curve_and_ideal_observer():
         hits.append(res.learning_trial)
         covered.append(np.mean((res.p_lower <= p) & (p <= res.p_upper)))
         assert np.all((0 < res.p_lower) & (res.p_lower <= res.p) & (res.p <= res.p_upper))
-    # p crosses the band above chance a few trials after learning starts at trial 25
-    assert all(h is not None and 25 <= h <= 38 for h in hits), hits
+    # learning starts at trial 25 (p above chance from there); the smoother uses later
+    # trials too, so the criterion can be met a trial or two early, never long before
+    assert all(h is not None and 22 <= h <= 38 for h in hits), hits
     assert np.mean(covered) >= 0.85
 
 
