@@ -178,6 +178,7 @@ def design_matrix(X_i, own, others, drop_source=None):
 
 
 _LINE_SEARCH = 0.5 ** np.arange(8)  # Newton step lengths tried (best one kept)
+_BATCH_ITERS = 15  # batched Newton iterations before unconverged neurons continue alone
 
 
 def _loglik(Y, eta, logit):
@@ -278,10 +279,25 @@ def _fit_shared(Y, X, offset, link, max_iter, tol, l2=0.0):
     W0 = np.zeros((Xc.shape[1], K))
     rate = (Y.mean(axis=0) + 0.5 / T)
     W0[0] = (np.log(rate / (1 - np.minimum(rate, 0.5))) if logit else np.log(rate)) - offset.mean()
-    W, cov, ll, mu, n_iter, dec = _newton_batch(
-        jnp.asarray(Xc), jnp.asarray(Y), jnp.asarray(offset), jnp.asarray(W0), float(tol),
-        float(l2), logit=logit, max_iter=int(max_iter))
-    W, cov, ll, mu, dec = (np.asarray(a) for a in (W, cov, ll, mu, dec))
+    Xj, offj = jnp.asarray(Xc), jnp.asarray(offset)
+    # Phase 1: all neurons together for at most _BATCH_ITERS iterations; phase 2: the few
+    # still unconverged continue one at a time. On the place-cell data (49 cells, Zernike(6))
+    # 45 of 49 cells converge within 20 iterations but the slowest needs 36, and a batched
+    # iteration costs the same whatever number have converged.
+    batch_iters = min(int(max_iter), _BATCH_ITERS) if K >= 4 else int(max_iter)
+    W, cov, ll, mu, _, dec = (np.array(a) for a in _newton_batch(
+        Xj, jnp.asarray(Y), offj, jnp.asarray(W0), float(tol), float(l2), logit=logit,
+        max_iter=batch_iters))
+    if int(max_iter) > batch_iters:
+        for k in np.nonzero(~(dec < tol))[0]:
+            out = _newton_batch(Xj, jnp.asarray(Y[:, k:k + 1]), offj, jnp.asarray(W[:, k:k + 1]),
+                                float(tol), float(l2), logit=logit,
+                                max_iter=int(max_iter) - batch_iters)
+            W[:, k], cov[k], ll[k], mu[:, k], dec[k] = (np.asarray(out[0])[:, 0],
+                                                        np.asarray(out[1])[0],
+                                                        np.asarray(out[2])[0],
+                                                        np.asarray(out[3])[:, 0],
+                                                        np.asarray(out[5])[0])
     if not (np.all(np.isfinite(W)) and np.all(np.isfinite(cov))):
         raise FloatingPointError("the GLM fit produced non-finite coefficients or covariance "
                                  "(a feature that is zero in every bin, collinear features, "
