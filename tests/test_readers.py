@@ -355,12 +355,15 @@ def test_malformed_files_raise_value_error_naming_the_file(tmp_path, name, conte
         read(path, bin_width=0.1) if name.endswith((".csv", ".json")) else read(path)
 
 
-def test_truncated_mat_file(tmp_path, place):
-    raw = PLACE.read_bytes()
-    bad = tmp_path / "half.mat"
-    bad.write_bytes(raw[: len(raw) // 2])
-    with pytest.raises(ValueError, match="half.mat"):
-        read_mat(bad)
+def test_truncated_mat_file(tmp_path):
+    full = tmp_path / "full.mat"
+    scipy.io.savemat(full, {"counts": np.arange(4000.0).reshape(1000, 4), "bin_width": 0.1})
+    raw = full.read_bytes()
+    for cut in (100, len(raw) // 2, len(raw) - 8):
+        bad = tmp_path / f"cut{cut}.mat"
+        bad.write_bytes(raw[:cut])
+        with pytest.raises(ValueError, match=f"cut{cut}.mat"):
+            read_mat(bad)
 
 
 def test_read_equals_direct_binning_for_an_npz_spike_table(tmp_path):
