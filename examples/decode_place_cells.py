@@ -186,9 +186,15 @@ def main(argv=None):
         mesh = np.stack(np.meshgrid(gx, gx), -1)
         rates = np.exp(np.asarray(f(mesh.reshape(-1, 2)))) / dt  # Hz
         rates = rates.reshape(61, 61, N).transpose(2, 0, 1)
-        rates[:, np.hypot(mesh[..., 0], mesh[..., 1]) > 1.0] = np.nan
-        order = np.argsort(-np.nanmax(rates, axis=(1, 2)))[:12]
-        fig = plot_place_fields(CM * gx, CM * gx, rates[order], labels=[f"cell {i}" for i in order])
+        # show the fields where the animal went in the training half (polynomial fields are
+        # unconstrained outside), cells with the most training spikes first
+        step = gx[1] - gx[0]
+        occ, _, _ = np.histogram2d(x_tr[:, 1], x_tr[:, 0], bins=np.append(gx - step / 2,
+                                                                        gx[-1] + step / 2))
+        rates[:, occ == 0] = np.nan
+        order = np.argsort(-y_tr.sum(0))[:12]
+        fig = plot_place_fields(CM * gx, CM * gx, rates[order],
+                                labels=[f"cell {i}" for i in order])
         fig.savefig(outdir / "decoding_place_fields.png", dpi=110)
         print(f"figures written to {outdir}")
     return out

@@ -55,8 +55,8 @@ def plot_decoding_error(times, errors: dict, *, window_s=10.0, unit="cm"):
 
 
 def plot_place_fields(gx, gy, rates, *, labels=None, ncols=6):
-    """Firing-rate maps: rates (K, len(gy), len(gx)) in Hz (NaN outside the arena).
-    Returns the Figure."""
+    """Firing-rate maps: rates (K, len(gy), len(gx)) in Hz (NaN where not shown); colour
+    scale from 0 to each map's 99th percentile. Returns the Figure."""
     import matplotlib.pyplot as plt
 
     rates = np.asarray(rates)
@@ -69,8 +69,8 @@ def plot_place_fields(gx, gy, rates, *, labels=None, ncols=6):
             continue
         im = ax.pcolormesh(gx, gy, rates[k], shading="auto", cmap="viridis")
         ax.set_aspect("equal")
-        peak = np.nanmax(rates[k])
-        ax.set_title((labels[k] + ", " if labels is not None else "") + f"{peak:.1f} Hz",
+        peak = np.nanpercentile(rates[k], 99)
+        ax.set_title((labels[k] + ", " if labels is not None else "") + f"0-{peak:.1f} Hz",
                      fontsize=8)
         im.set_clim(0, peak)
     fig.tight_layout()
