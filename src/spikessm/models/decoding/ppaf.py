@@ -147,6 +147,8 @@ def _with_params(f, params, x):
 def _run(m0, P0, F, a, Q, y, mask, off, dt, C, params, tol, *, family, f, iterated,
          max_iter, mode, lag, fast):
     fx = None if f is None else bind_params(f, params)
+    if a is None:
+        a = jnp.zeros((y.shape[0], m0.shape[0]), y.dtype)
     if fast:
         steps = KP.loglinear_forward(m0, P0, F, Q, y, mask, off, C, dt, family=family,
                                      pseudo=mode == "smooth")
@@ -182,11 +184,11 @@ def _decode(spikes, A, Q, m0, P0, *, C, baseline, log_intensity, intensity_param
     y, mask, A, Q, m0, P0, C, f, dt, off = _prepare(
         spikes, A, Q, m0, P0, C, baseline, log_intensity, intensity_params, bin_width,
         observation)
-    T, d = y.shape[0], m0.shape[0]
+    T = y.shape[0]
     max_iter = check_int(max_iter, "max_iter", 1)
     if mode == "lag":
         lag = check_int(lag, "lag", 1)
-    a = jnp.zeros((T, d))
+    a = None
     F, Qd = jnp.asarray(A), jnp.asarray(Q)
     if goal is not None:
         target, target_cov, target_time = goal
