@@ -127,3 +127,27 @@ def test_granger_rejects_bad_input(network):
     with pytest.raises(ValueError, match="coupling must have shape"):
         simulate_network(10, bin_width=BW, baseline_rate=np.ones(3), coupling=np.zeros((3, 3, 2)),
                          ensemble=ENS, seed=0)
+
+
+def test_figures_show_the_results(network):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from spikessm.models.glm.goodness import time_rescaling
+    from spikessm.plotting.glm import plot_granger_spectrum, plot_ks, plot_network
+
+    y, res = network
+    fig = plot_network(res)
+    M = fig.axes[0].images[0].get_array()
+    np.testing.assert_allclose(M, np.where(res.significant, res.sign * np.nan_to_num(
+        res.deviance_difference), 0.0))
+    q = np.full(len(y), y[:, 0].mean())
+    ks = time_rescaling(y[:, 0], q, seed=1)
+    fig2 = plot_ks(ks)
+    np.testing.assert_array_equal(fig2.axes[0].lines[-1].get_ydata(), ks.z)
+    g = spectral_granger(_simulate_var(600, seed=1), fs=FS, order=2, n_freqs=33)
+    fig3 = plot_granger_spectrum(g, pairs=[(0, 1)])
+    np.testing.assert_array_equal(fig3.axes[0].lines[0].get_ydata(), g.spectrum[1, 0])
+    plt.close("all")
