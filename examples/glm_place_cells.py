@@ -62,7 +62,7 @@ def place_cells(figures: Path | None):
     grid = GaussianBumps.grid(7, -1.0, 1.0, dim=2)  # keep the centres inside the arena
     inside = grid.centers[np.hypot(*grid.centers.T) <= 1.0]
     bases = {"zernike(3)": Zernike(3), "zernike(6)": Zernike(6),
-             "bumps (37)": GaussianBumps(inside, grid.width)}
+             f"bumps ({len(inside)})": GaussianBumps(inside, grid.width)}
     fits = {}
     for name, basis in bases.items():
         t0 = time.perf_counter()
