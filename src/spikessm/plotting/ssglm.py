@@ -49,7 +49,8 @@ def plot_rate_surface(result, truth=None, *, vmax=None):
         panels.insert(0, ("truth", np.asarray(truth)))
     K, T = result.rates.shape
     vmax = vmax or float(np.percentile(np.concatenate([p[1].ravel() for p in panels]), 99.5))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), sharey=True)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 1, 3.4), sharey=True,
+                             layout="constrained")
     for ax, (name, r) in zip(np.atleast_1d(axes), panels):
         im = ax.imshow(r, aspect="auto", origin="lower", vmin=0, vmax=vmax, cmap="viridis",
                        extent=(0, T * result.bin_width, 0.5, K + 0.5))
