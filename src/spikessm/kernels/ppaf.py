@@ -170,6 +170,8 @@ def update(m, P, y, mask, off, dt, loglik, terms, *, iterated: bool, max_iter: i
     fallback, newton_iters); ``ll`` without the count constant."""
     d = m.shape[0]
     eye = jnp.eye(d, dtype=m.dtype)
+    if not iterated and d <= SMALL_D:
+        return _update_small(m, P, *terms(m, y, mask, off, dt))
     L = jnp.linalg.cholesky(P)
     if iterated:
         xh, it = _mode(m, L, y, mask, off, dt, loglik, terms, max_iter, tol)
@@ -182,6 +184,24 @@ def update(m, P, y, mask, off, dt, loglik, terms, *, iterated: bool, max_iter: i
     r = -2.0 * (ell - g @ xh - 0.5 * xh @ (J @ xh))
     mu, Sig, ll = K._info_update_chol(m, L, J, h, r, eye)
     return mu, Sig, ll, J, h, r, ~ok, it
+
+
+def _update_small(m, P, ell, g, Jo, Jf):
+    """:func:`update` at the predicted mean for d <= SMALL_D, with the unrolled SPD
+    inverses of :func:`inv_spd_small` (a non-positive pivot of P^-1 + J_obs, i.e. a
+    log-determinant that is not finite, selects the Fisher information). With h = J m + g
+    the kernel's likelihood term is ``ell - log det(I + P J) / 2 + g'Sig g / 2``."""
+    Pinv, ld_p = inv_spd_small(P)
+    Sig_o, ld_o = inv_spd_small(Pinv + Jo)
+    Sig_f, ld_f = inv_spd_small(Pinv + Jf)
+    ok = jnp.isfinite(ld_o)
+    Sig = K._sym(jnp.where(ok, Sig_o, Sig_f))
+    J = jnp.where(ok, Jo, Jf)
+    dm = Sig @ g
+    ll = ell - 0.5 * (ld_p + jnp.where(ok, ld_o, ld_f)) + 0.5 * g @ dm
+    h = J @ m + g
+    r = -2.0 * (ell - g @ m - 0.5 * m @ (J @ m))
+    return m + dm, Sig, ll, J, h, r, ~ok, jnp.zeros((), jnp.int32)
 
 
 def _next(X):
