@@ -47,8 +47,12 @@ DATASETS = _datasets()
 
 
 @pytest.fixture(scope="module")
-def client():
-    env = {"OPENBLAS_NUM_THREADS": "1", "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")}
+def client(tmp_path_factory):
+    # the workers share a persistent compilation cache, so the worker the nanny restarts
+    # after the kill below loads the compiled programs instead of compiling them again
+    env = {"OPENBLAS_NUM_THREADS": "1", "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
+           "JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax-cache")),
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None, env=env) as cluster, Client(cluster) as c:
         yield c
@@ -222,6 +226,9 @@ def test_task_seeds_are_stable_and_distinct():
     (dict(datasets={"x": np.ones((2, 5, 2))}, state_dims=(2, 2)), "state_dims"),
     (dict(datasets={"x": np.ones((2, 5, 2))}, n_restarts=0), "n_restarts"),
     (dict(datasets={"x": np.ones((2, 5, 2))}, holdout_fraction=1.0), "holdout_fraction"),
+    (dict(datasets={"x": np.ones((2, 5, 2))}, n_workers=0), "n_workers"),
+    (dict(datasets={"x": np.ones((2, 5, 2))}, client=object(), scheduler_address="tcp://x"),
+     "not both"),
 ])
 def test_bad_arguments_raise_before_anything_runs(kw, match, tmp_path):
     with pytest.raises(ValueError, match=match):

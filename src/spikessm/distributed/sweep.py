@@ -112,8 +112,6 @@ def make_specs(datasets, models, state_dims, n_restarts, *, seed, max_iter,
 @contextmanager
 def _connect(client, scheduler_address, n_workers):
     if client is not None:
-        if scheduler_address is not None:
-            raise ValueError("give client or scheduler_address, not both")
         yield client
         return
     from distributed import Client, LocalCluster
@@ -124,7 +122,6 @@ def _connect(client, scheduler_address, n_workers):
         finally:
             c.close()
         return
-    n_workers = _pos_int(n_workers, "n_workers")
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                       host="127.0.0.1", dashboard_address=None, env=WORKER_ENV) as cluster, \
             Client(cluster) as c:
@@ -214,6 +211,9 @@ def sweep(datasets: dict, models=("plds",), state_dims=(2, 3), n_restarts: int =
                        max_iter=max_iter, holdout_fraction=holdout_fraction,
                        bin_width=bin_width)
     retries = _pos_int(retries, "retries", 0)
+    n_workers = _pos_int(n_workers, "n_workers")
+    if client is not None and scheduler_address is not None:
+        raise ValueError("give client or scheduler_address, not both")
     out = Path(os.path.abspath(os.fspath(out_dir)))
     out.mkdir(parents=True, exist_ok=True)
     rows = {}
