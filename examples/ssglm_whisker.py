@@ -64,6 +64,8 @@ def heldout_comparison(y: np.ndarray, *, n_folds: int = 5, basis_width: float = 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--all", action="store_true", help="every neuron / stimulus (12 sets)")
+    p.add_argument("--sets", type=int, nargs="*", default=None,
+                   help="indices of the sets (sorted Dir*/Neuron*/Stim*) to run; default 0")
     p.add_argument("--figures", default=None, help="folder for the figures")
     a = p.parse_args(argv)
     if not DATA.is_dir():
@@ -71,7 +73,7 @@ def main(argv=None) -> int:
         return 0
     sets = sorted(DATA.glob("Dir*/Neuron*/Stim*"))
     if not a.all:
-        sets = sets[:1]
+        sets = [sets[i] for i in (a.sets or [0])]
     for folder in sets:
         y = load(folder)
         t0 = time.perf_counter()
