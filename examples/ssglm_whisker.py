@@ -83,9 +83,8 @@ def main(argv=None) -> int:
               f"(plug-in {out['ssglm_plugin']:.1f}) vs GLM-PSTH {out['glm_psth']:.1f} nats "
               f"({out['gain_bits_per_spike']:+.4f} bits/spike), {time.perf_counter() - t0:.0f} s")
     if a.figures:
-        from spikessm.plotting.ssglm import plot_rate_comparison, plot_rate_surface
-
         from spikessm.models.ssglm import ssglm
+        from spikessm.plotting.ssglm import plot_rate_comparison, plot_rate_surface
 
         out_dir = Path(a.figures)
         out_dir.mkdir(parents=True, exist_ok=True)
