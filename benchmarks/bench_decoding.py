@@ -12,8 +12,8 @@ Parts (``--part``, default all):
            subprocess peer by this same script with ``--nstat-peer IN OUT``) on the
            place-cell log-linear model and on the simulated d = 3 data: seconds and the
            largest difference of the filtered means / covariances.
-  pphf     hybrid filter on simulated rest / movement data (T = 5,000, N = 20): mode
-           accuracy and seconds.
+  pphf     hybrid filter on simulated rest / movement data (T = 5,000, N = 20; the
+           simulation of tests/test_pphf.py): mode accuracy and seconds.
 
 Run: OPENBLAS_NUM_THREADS=1 python benchmarks/bench_decoding.py [--part place ...]
 """
@@ -102,24 +102,19 @@ def part_dynamax():
     import jax.numpy as jnp
 
     jax.config.update("jax_enable_x64", True)  # float64 for the peer
-    import tensorflow_probability.substrates.jax as tfp
-    from dynamax.generalized_gaussian_ssm import ParamsGGSSM
     from dynamax.generalized_gaussian_ssm.inference import (
         EKFIntegrals,
         conditional_moments_gaussian_filter,
         conditional_moments_gaussian_smoother,
     )
 
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from test_cmgf import dynamax_cmgf_params
+
     from spikessm.models.decoding import cmgf_poisson_filter, cmgf_poisson_smoother
 
     y, A, C, Q, x0, P0, _ = sim_loglinear()
-    Cj, Aj = jnp.asarray(C), jnp.asarray(A)
-    params = ParamsGGSSM(
-        initial_mean=jnp.asarray(x0), initial_covariance=jnp.asarray(P0),
-        dynamics_function=lambda z: Aj @ z, dynamics_covariance=jnp.asarray(Q),
-        emission_mean_function=lambda z: jnp.exp(Cj @ z),
-        emission_cov_function=lambda z: jnp.diag(jnp.exp(Cj @ z)),
-        emission_dist=lambda mu, _: tfp.distributions.Poisson(rate=mu))
+    params = dynamax_cmgf_params(A, C, Q, x0, P0)
     yj = jnp.asarray(y)
     ekf = EKFIntegrals()
 
@@ -208,26 +203,15 @@ def nstat_peer(inp, outp):
 
 def part_pphf():
     sys.path.insert(0, str(HERE.parent / "tests"))
+    from test_pphf import D, two_mode_data
+
     from spikessm.models.decoding import hybrid_filter
 
-    rng = np.random.default_rng(0)
-    T, N, D = 5000, 20, 2
-    Pt = np.array([[0.99, 0.01], [0.02, 0.98]])
-    rot = np.array([[np.cos(0.1), -np.sin(0.1)], [np.sin(0.1), np.cos(0.1)]])
-    A = np.stack([0.9 * np.eye(D), 0.98 * rot])
-    Q = np.stack([1e-4 * np.eye(D), 0.02 * np.eye(D)])
-    C = rng.normal(0.0, 1.0, (N, D))
-    base = np.stack([np.full(N, -1.5), np.r_[np.full(N // 2, -0.7), np.full(N - N // 2, -1.5)]])
-    s = np.zeros(T, int)
-    x = np.zeros((T, D))
-    for t in range(1, T):
-        s[t] = rng.choice(2, p=Pt[s[t - 1]])
-        x[t] = A[s[t]] @ x[t - 1] + rng.multivariate_normal(np.zeros(D), Q[s[t]])
-    y = rng.poisson(np.exp(x @ C.T + base[s])).astype(float)
-    secs, r = timed(lambda: hybrid_filter(y, Pt, A, Q, np.zeros(D), 0.1 * np.eye(D), C=C,
-                                          baseline=base), n=3)
-    return {"T": T, "N": N, "accuracy": float(np.mean(r.modes == s)), "seconds": secs,
-            "fraction_movement": float(s.mean())}
+    S = two_mode_data(seed=0, T=5000)
+    secs, r = timed(lambda: hybrid_filter(S["y"], S["Pt"], S["A"], S["Q"], np.zeros(D),
+                                          0.1 * np.eye(D), C=S["C"], baseline=S["base"]), n=3)
+    return {"T": 5000, "N": S["y"].shape[1], "accuracy": float(np.mean(r.modes == S["s"])),
+            "seconds": secs, "fraction_movement": float(S["s"].mean())}
 
 
 def main():

@@ -26,9 +26,22 @@ def _data(seed=0, T=300, N=20, d=2):
     return y, A, C, Q, np.zeros(d), np.eye(d)
 
 
-def test_matches_dynamax_cmgf_ekf(jax_x64):
+def dynamax_cmgf_params(A, C, Q, x0, P0):
+    """Dynamax CMGF model of y ~ Poisson(exp(C x)) as nSTAT builds it (EKF integrals are
+    passed separately). Also used by benchmarks/bench_decoding.py."""
     import tensorflow_probability.substrates.jax as tfp
     from dynamax.generalized_gaussian_ssm import ParamsGGSSM
+
+    Cj, Aj = jnp.asarray(C), jnp.asarray(A)
+    return ParamsGGSSM(
+        initial_mean=jnp.asarray(x0), initial_covariance=jnp.asarray(P0),
+        dynamics_function=lambda z: Aj @ z, dynamics_covariance=jnp.asarray(Q),
+        emission_mean_function=lambda z: jnp.exp(Cj @ z),
+        emission_cov_function=lambda z: jnp.diag(jnp.exp(Cj @ z)),
+        emission_dist=lambda mu, _: tfp.distributions.Poisson(rate=mu))
+
+
+def test_matches_dynamax_cmgf_ekf(jax_x64):
     from dynamax.generalized_gaussian_ssm.inference import (
         EKFIntegrals,
         conditional_moments_gaussian_filter,
@@ -36,13 +49,7 @@ def test_matches_dynamax_cmgf_ekf(jax_x64):
     )
 
     y, A, C, Q, x0, P0 = _data()
-    Cj, Aj = jnp.asarray(C), jnp.asarray(A)
-    params = ParamsGGSSM(
-        initial_mean=jnp.asarray(x0), initial_covariance=jnp.asarray(P0),
-        dynamics_function=lambda z: Aj @ z, dynamics_covariance=jnp.asarray(Q),
-        emission_mean_function=lambda z: jnp.exp(Cj @ z),
-        emission_cov_function=lambda z: jnp.diag(jnp.exp(Cj @ z)),
-        emission_dist=lambda mu, _: tfp.distributions.Poisson(rate=mu))
+    params = dynamax_cmgf_params(A, C, Q, x0, P0)
     ref_f = conditional_moments_gaussian_filter(params, EKFIntegrals(), jnp.asarray(y))
     ref_s = conditional_moments_gaussian_smoother(params, EKFIntegrals(), jnp.asarray(y))
 

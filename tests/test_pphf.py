@@ -11,9 +11,10 @@ from spikessm.models.decoding import hybrid_filter, ppaf_filter
 T, N, D = 1000, 20, 2
 
 
-def _two_mode(seed=0):
+def two_mode_data(seed=0, T=T):
     """Rest (mode 0): the state decays to 0 and barely moves; movement (mode 1): a slow
-    rotation with large noise, and half of the cells raise their baseline."""
+    rotation with large noise, and half of the cells raise their baseline. (Also used by
+    benchmarks/bench_decoding.py.)"""
     rng = np.random.default_rng(seed)
     Pt = np.array([[0.99, 0.01], [0.02, 0.98]])
     A = np.stack([0.9 * np.eye(D), 0.98 * np.array([[np.cos(0.1), -np.sin(0.1)],
@@ -31,7 +32,7 @@ def _two_mode(seed=0):
 
 
 def test_two_mode_classification_accuracy():
-    S = _two_mode()
+    S = two_mode_data()
     r = hybrid_filter(S["y"], S["Pt"], S["A"], S["Q"], np.zeros(D), 0.1 * np.eye(D), C=S["C"],
                       baseline=S["base"])
     acc = np.mean(r.modes == S["s"])
@@ -46,7 +47,7 @@ def test_two_mode_classification_accuracy():
 def test_reduces_to_ppaf_with_identical_modes():
     """Two copies of one model: mixing changes nothing, the estimate is the PPAF's, and the
     mode probabilities follow the chain's prior alone."""
-    S = _two_mode(seed=1)
+    S = two_mode_data(seed=1)
     A, Q, C, b = S["A"][1], S["Q"][1], S["C"], S["base"][1]
     Pt = np.array([[0.9, 0.1], [0.3, 0.7]])
     p0 = np.array([0.2, 0.8])
@@ -63,7 +64,7 @@ def test_reduces_to_ppaf_with_identical_modes():
 
 
 def test_bad_input():
-    S = _two_mode(seed=2)
+    S = two_mode_data(seed=2)
     args = (S["A"], S["Q"], np.zeros(D), np.eye(D))
     with pytest.raises(ValueError, match="rows summing to 1"):
         hybrid_filter(S["y"], np.array([[0.5, 0.4], [0.1, 0.9]]), *args, C=S["C"])

@@ -234,23 +234,42 @@ def filter_smooth(m0, P0, F, a, Q, J, h, r) -> Posterior:
       :class:`Posterior`.
     """
     m0, P0, F, a, Q, J, h, r = (jnp.asarray(x) for x in (m0, P0, F, a, Q, J, h, r))
-    T, d = h.shape
-    eye = jnp.eye(d, dtype=h.dtype)
     ms, mus, logdet, Ps, Sigs, Lps = _forward(m0, P0, F, a, Q, J, h)
     lls = _log_likelihoods(ms, Sigs, logdet, J, h, r)
+    sm_means, sm_covs, cross = rts_smooth(F, Q, ms, mus, Sigs, Lps)
+    return Posterior(mus, Sigs, ms, Ps, sm_means, sm_covs, cross, lls)
 
-    # Smoother gains G_t = Sig_t F_{t+1}' P_{t+1}^-1 (t < T-1), from the forward pass's
-    # Cholesky factors of P_{t+1}, and the data-free part of the Joseph-form covariance,
-    #   A_t = (I - G F) Sig (I - G F)' + G Q G',
-    # for all steps at once: the backward scan is left with one congruence per step,
-    #   Ss_t = A_t + G_t Ss_{t+1} G_t'   (a sum of PSD terms, as before).
+
+def smoother_gains(F, Q, Sigs, Lps):
+    """RTS gains and the data-free part of the Joseph-form smoothed covariance, all steps.
+
+    Args: F, Q (d, d) or (T, d, d) as in :func:`filter_smooth`; Sigs (T, d, d) filtered
+    covariances; Lps (T, d, d) Cholesky factors of the predicted covariances.
+    Returns G (T-1, d, d) with ``G_t = Sig_t F_{t+1}' P_{t+1}^-1`` and A (T-1, d, d) with
+    ``A_t = (I - G F) Sig (I - G F)' + G Q G'``, so ``Ss_t = A_t + G_t Ss_{t+1} G_t'``.
+    """
+    d = Sigs.shape[-1]
+    eye = jnp.eye(d, dtype=Sigs.dtype)
     Fn = F[1:] if F.ndim == 3 else F
     Qn = Q[1:] if Q.ndim == 3 else Q
     Sig0 = Sigs[:-1]
     G = _mT(cho_solve((Lps[1:], True), Fn @ Sig0))
     IGF = eye - G @ Fn
-    Gt = _mT(G)
-    A = IGF @ Sig0 @ _mT(IGF) + G @ Qn @ Gt
+    return G, IGF @ Sig0 @ _mT(IGF) + G @ Qn @ _mT(G)
+
+
+def rts_smooth(F, Q, ms, mus, Sigs, Lps):
+    """RTS backward pass from a forward pass's output (predicted means ``ms``, filtered
+    ``mus``, ``Sigs``, Cholesky factors ``Lps`` of the predicted covariances; (T, ...)).
+
+    The gains and the data-free Joseph terms come from :func:`smoother_gains` for all steps
+    at once, so the backward scan is left with one congruence per step,
+    ``Ss_t = A_t + G_t Ss_{t+1} G_t'`` (a sum of PSD terms).
+    Returns smoothed means (T, d), covariances (T, d, d) and cross-covariances (T, d, d)
+    with ``cross[t] = Cov(x_t, x_{t-1} | y)`` (zero at t=0).
+    """
+    T, d = mus.shape
+    G, A = smoother_gains(F, Q, Sigs, Lps)
 
     def bwd(carry, x):
         ms_n, Ss_n = carry
@@ -262,9 +281,9 @@ def filter_smooth(m0, P0, F, a, Q, J, h, r) -> Posterior:
     _, out = jax.lax.scan(bwd, (mus[-1], Sigs[-1]), (G, A, mus[:-1], ms[1:]), reverse=True)
     sm_means = jnp.concatenate([out[:, :d], mus[-1:]], axis=0)
     sm_covs = jnp.concatenate([out[:, d:].reshape(T - 1, d, d), Sigs[-1:]], axis=0)
-    cross = sm_covs[1:] @ Gt  # Cov(x_{t+1}, x_t | y) = Ss_{t+1} G_t'
-    cross = jnp.concatenate([jnp.zeros((1, d, d), h.dtype), cross], axis=0)
-    return Posterior(mus, Sigs, ms, Ps, sm_means, sm_covs, cross, lls)
+    cross = sm_covs[1:] @ _mT(G)  # Cov(x_{t+1}, x_t | y) = Ss_{t+1} G_t'
+    cross = jnp.concatenate([jnp.zeros((1, d, d), mus.dtype), cross], axis=0)
+    return sm_means, sm_covs, cross
 
 
 def filter_only(m0, P0, F, a, Q, J, h, r):

@@ -341,10 +341,14 @@ def loglinear_forward(m0, P0, F, Q, y, mask, off, C, dt, *, family: str,
 # --------------------------------------------------------------------------------------
 # Smoothers on the filter's pseudo-observations
 # --------------------------------------------------------------------------------------
-def smooth(m0, P0, F, a, Q, steps: FilterSteps) -> K.Posterior:
-    """RTS fixed-interval smoother: the Kalman kernel on the filter's pseudo-observations
-    (its filtered moments equal the filter's; its smoothed moments are the RTS pass)."""
-    return K.filter_smooth(m0, P0, F, a, Q, steps.J, steps.h, steps.r)
+def smooth(F, Q, steps: FilterSteps):
+    """RTS fixed-interval smoother on the filter's Gaussian posteriors: the Kalman kernel's
+    backward pass (:func:`spikessm.kernels.kalman.rts_smooth`). The same as running
+    :func:`spikessm.kernels.kalman.filter_smooth` on the filter's pseudo-observations
+    (tested), without repeating the forward pass. Returns (means, covs, cross_covs)."""
+    Lps = jnp.linalg.cholesky(steps.predicted_covs)
+    return K.rts_smooth(F, Q, steps.predicted_means, steps.filtered_means, steps.filtered_covs,
+                        Lps)
 
 
 def fixed_lag(F, Q, steps: FilterSteps, lag: int):
@@ -352,19 +356,13 @@ def fixed_lag(F, Q, steps: FilterSteps, lag: int):
     (given all data for t > T-1-lag). ``lag`` static, >= 1.
 
     Each estimate is an RTS backward pass of ``lag`` steps started from the filtered
-    moments at t+lag; the passes for all t run at once (vectorised over t), so the cost
-    is O(T lag d^3) and the memory O(T d^2).
+    moments at t+lag (gains and Joseph terms of
+    :func:`spikessm.kernels.kalman.smoother_gains`); the passes for all t run at once
+    (vectorised over t), so the cost is O(T lag d^3) and the memory O(T d^2).
     """
-    mus, Sigs, ms, Ps = (steps.filtered_means, steps.filtered_covs, steps.predicted_means,
-                         steps.predicted_covs)
-    T, d = mus.shape
-    eye = jnp.eye(d, dtype=mus.dtype)
-    Fn = F[1:] if F.ndim == 3 else jnp.broadcast_to(F, (T - 1, d, d))
-    Qn = Q[1:] if Q.ndim == 3 else jnp.broadcast_to(Q, (T - 1, d, d))
-    # gains G_t = Sig_t F_{t+1}' P_{t+1}^-1 and the Joseph data-free terms (t < T-1)
-    G = jnp.swapaxes(jnp.linalg.solve(Ps[1:], Fn @ Sigs[:-1]), -1, -2)
-    IGF = eye - G @ Fn
-    A = IGF @ Sigs[:-1] @ jnp.swapaxes(IGF, -1, -2) + G @ Qn @ jnp.swapaxes(G, -1, -2)
+    mus, Sigs, ms = steps.filtered_means, steps.filtered_covs, steps.predicted_means
+    T = mus.shape[0]
+    G, A = K.smoother_gains(F, Q, Sigs, jnp.linalg.cholesky(steps.predicted_covs))
     # pad so that index s in [-lag, T-1) is valid for every endpoint
     pad = lambda X: jnp.concatenate([jnp.zeros((lag,) + X.shape[1:], X.dtype), X], axis=0)
     Gp, Ap, mup, mnp = pad(G), pad(A), pad(mus[:-1]), pad(ms[1:])

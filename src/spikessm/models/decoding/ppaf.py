@@ -151,14 +151,13 @@ def _run(m0, P0, F, a, Q, y, mask, off, dt, C, params, tol, *, family, f, iterat
         a = jnp.zeros((y.shape[0], m0.shape[0]), y.dtype)
     if fast:
         steps = KP.loglinear_forward(m0, P0, F, Q, y, mask, off, C, dt, family=family,
-                                     pseudo=mode == "smooth")
+                                     pseudo=False)
     else:
         steps = KP.ppaf_forward(m0, P0, F, a, Q, y, mask, off, dt, family=family, C=C, f=fx,
                                 iterated=iterated, max_iter=max_iter, tol=tol)
     out = {"steps": steps}
     if mode == "smooth":
-        post = KP.smooth(m0, P0, F, a, Q, steps)
-        out["sm"] = (post.smoothed_means, post.smoothed_covs)
+        out["sm"] = KP.smooth(F, Q, steps)[:2]
     elif mode == "lag":
         out["sm"] = KP.fixed_lag(F, Q, steps, lag)
     return out
