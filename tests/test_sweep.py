@@ -288,3 +288,17 @@ def test_plds_task_runs_and_is_deterministic(tmp_path, monkeypatch):
     assert a["n_iter"] == 3 and np.isfinite(a["heldout_ll"]) and a["heldout_ll"] < 0
     fit = load(a["fit_path"])
     assert fit.seed == spec.seed and fit.params.C.shape == (6, 1)
+
+
+def test_split_holds_out_trials_or_the_tail_of_a_single_trial():
+    trials = [np.full((5, 2), float(k)) for k in range(7)]
+    train, test, i_train, i_test = tasks_mod.split(trials, 0.3, seed=4)
+    assert sorted(i_train + i_test) == list(range(7)) and len(i_test) == 2
+    assert all(t[0, 0] == i for t, i in zip(test, i_test))
+    assert tasks_mod.split(trials, 0.3, seed=4)[3] == i_test          # seeded
+    one = [np.arange(20.0)[:, None]]
+    train, test, i_train, i_test = tasks_mod.split(one, 0.25, seed=0)
+    np.testing.assert_array_equal(np.concatenate([train[0], test[0]]), one[0])
+    assert len(test[0]) == 5 and i_train == i_test == [0]
+    with pytest.raises(ValueError, match="too short"):
+        tasks_mod.split([np.ones((3, 2))], 0.25, seed=0)

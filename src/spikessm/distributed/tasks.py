@@ -42,6 +42,7 @@ import numpy as np
 
 from ..data.container import SpikeTrials
 from ..data.trials import as_trial_list
+from ..evaluation.restarts import _split_trials
 from ..io import atomic_write, save
 
 MODELS = ("plds", "lgssm", "hmm")
@@ -137,9 +138,7 @@ def split(trials: list, fraction: float, seed: int):
             raise ValueError(f"a single-trial recording of {T} bins is too short to hold out "
                              f"{fraction:g} of it")
         return [trials[0][:cut]], [trials[0][cut:]], [0], [0]
-    n = int(np.clip(round(fraction * K), 1, K - 1))
-    perm = np.random.default_rng(seed).permutation(K)
-    test, train = np.sort(perm[:n]), np.sort(perm[n:])
+    train, test = _split_trials(K, fraction, seed)      # the split best-of restarts use
     return ([trials[i] for i in train], [trials[i] for i in test], train.tolist(),
             test.tolist())
 
