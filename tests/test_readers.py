@@ -305,6 +305,16 @@ def test_mat_npz_csv_synthetic(tmp_path):
     assert rec.lengths.tolist() == [5, 3] and rec.unit_ids.tolist() == ["a", "b"]
     np.testing.assert_array_equal(rec.counts[1], counts[5:8, :2])
 
+    assert read(tmp_path / "c.npz", layout="counts").n_trials == 2
+    for f, layout, match in [("c.npz", "spike_times", "match no layout"),
+                             ("c.npz", "place_cells", "does not apply"),
+                             ("c.csv", "spike_times", "no time column")]:
+        with pytest.raises(ValueError, match=match):
+            read(tmp_path / f, layout=layout, bin_width=0.1)
+    (tmp_path / "x.nwb").write_bytes(b"")
+    with pytest.raises(ValueError, match="not NWB"):
+        read(tmp_path / "x.nwb", bin_width=0.1, layout="counts")
+
     saved = SpikeTrials(counts, 0.01)
     save(tmp_path / "saved.npz", saved)
     assert read(tmp_path / "saved.npz").counts[0].tobytes() == counts.tobytes()

@@ -221,11 +221,19 @@ def read_mat(path, *, layout: str | None = None, bin_width: float | None = None,
 
 
 # ------------------------------------------------------------------------------ .npz
-def read_npz(path, *, bin_width: float | None = None, trials=None,
-             labels=None) -> SpikeTrials:
+def _check_layout(p, layout, allowed):
+    if layout is not None and layout not in allowed:
+        raise ValueError(f"{p}: layout {layout!r} does not apply to this file type; "
+                         f"choose from {allowed}")
+
+
+def read_npz(path, *, bin_width: float | None = None, trials=None, labels=None,
+             layout: str | None = None) -> SpikeTrials:
     """Read a ``.npz`` recording (layouts "counts" or "spike_times", see the module
-    docstring) or a SpikeTrials saved with :func:`spikessm.io.save`. Never unpickles."""
+    docstring; detected unless ``layout`` names one) or a SpikeTrials saved with
+    :func:`spikessm.io.save`. Never unpickles."""
     p = existing_file(path)
+    _check_layout(p, layout, ("counts", "spike_times"))
     v = npz_members(p)
     if not isinstance(v, dict) or not v:
         raise bad_file(p, "empty archive")
@@ -236,9 +244,9 @@ def read_npz(path, *, bin_width: float | None = None, trials=None,
             raise bad_file(p, f"holds a saved {type(rec).__name__}, not a recording; load "
                               "it with spikessm.io.load")
         return rec
-    if "counts" in v:
+    if "counts" in v and layout in (None, "counts"):
         rec = _counts_rec(p, v, bin_width)
-    elif "spike_times" in v and "spike_units" in v:
+    elif "spike_times" in v and "spike_units" in v and layout in (None, "spike_times"):
         t = np.asarray(v["spike_times"], dtype=np.float64).reshape(-1)
         u = np.asarray(v["spike_units"]).reshape(-1)
         if t.shape != u.shape:
@@ -256,12 +264,14 @@ def read_npz(path, *, bin_width: float | None = None, trials=None,
 
 
 # ------------------------------------------------------------------------------ .csv
-def read_csv(path, *, bin_width: float, trials=None, labels=None,
-             sep: str | None = None) -> SpikeTrials:
+def read_csv(path, *, bin_width: float, trials=None, labels=None, sep: str | None = None,
+             layout: str | None = None) -> SpikeTrials:
     """Read a CSV spike table (columns ``unit``, ``time``) or count table (one column per
-    unit, optional ``trial`` column) into a SpikeTrials. See the module docstring."""
+    unit, optional ``trial`` column) into a SpikeTrials. See the module docstring;
+    ``layout`` ("spike_times" or "counts") forces one reading instead of detecting it."""
     pd = require("pandas", "read_csv")
     p = existing_file(path)
+    _check_layout(p, layout, ("counts", "spike_times"))
     if sep is None:
         sep = "\t" if p.suffix.lower() in (".tsv", ".txt") else ","
     try:
@@ -270,7 +280,7 @@ def read_csv(path, *, bin_width: float, trials=None, labels=None,
         raise bad_file(p, f"not a readable table ({type(exc).__name__}: {exc})") from None
     cols = {str(c).strip().lower(): c for c in df.columns}
     time_col = scale = None
-    for key, c in cols.items():
+    for key, c in (cols.items() if layout != "counts" else ()):
         m = _TIME_COLUMN.match(key)
         if m:
             time_col, scale = c, _TIME_SCALE[m.group(2) or "s"]
@@ -291,6 +301,9 @@ def read_csv(path, *, bin_width: float, trials=None, labels=None,
                           unit_ids=ids)
         return _sourced(rec, p, "read_csv", layout="spike_times",
                         time_column=str(time_col))
+    if layout == "spike_times":
+        raise bad_file(p, "no time column (time, spike_time, 'Time (ms)', ...) for layout "
+                          "'spike_times'")
     trial_col = cols.get("trial")
     data = df.drop(columns=[trial_col]) if trial_col is not None else df
     try:
@@ -337,5 +350,8 @@ def read(path, **kwargs) -> SpikeTrials:
         from .nwb import read_nwb
         if "bin_width" not in kwargs:
             raise TypeError("reading an NWB file needs bin_width= (seconds)")
+        if kwargs.pop("layout", None) is not None:
+            raise ValueError(f"{os.fspath(path)}: layout= applies to .mat, .npz and .csv "
+                             "files, not NWB")
         return read_nwb(path, **kwargs)
     return {"mat": read_mat, "npz": read_npz, "csv": read_csv}[kind](path, **kwargs)
