@@ -96,10 +96,14 @@ def test_backward_sample_matches_dense_joint_posterior():
     J = np.einsum("tij,tkj->tik", G, G) + 0.1 * np.eye(d)
     h = rng.normal(size=(T, d))
     with jax.enable_x64(True):
-        post = K.filter_smooth(m0, P0, np.eye(d), np.zeros((T, d)), Q, J, h, np.zeros(T))
-        draws = np.asarray(backward_sample(
-            jax.random.PRNGKey(1), post.filtered_means, post.filtered_covs,
-            post.predicted_means, post.predicted_covs, jnp.eye(d), jnp.asarray(Q), n))
+        @jax.jit
+        def run(key):
+            post = K.filter_smooth(m0, P0, jnp.eye(d), jnp.zeros((T, d)), Q, J, h, jnp.zeros(T))
+            return backward_sample(key, post.filtered_means, post.filtered_covs,
+                                   post.predicted_means, post.predicted_covs, jnp.eye(d),
+                                   jnp.asarray(Q), n)
+
+        draws = np.asarray(run(jax.random.PRNGKey(1)))
     H = dense_prior_precision(P0, Q, T)
     for t in range(T):
         H[t * d:(t + 1) * d, t * d:(t + 1) * d] += J[t]
