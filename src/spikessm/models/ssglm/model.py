@@ -10,7 +10,7 @@ Trial k = 0 .. K-1, bin t = 0 .. T-1 (width ``bin_width`` seconds)::
 Fit by Laplace EM: E-step = Newton on the whole trajectory theta_0..theta_{K-1}, each step
 one pass of the information-form Kalman smoother (:mod:`.core`); M-step = exact updates of
 Q (diagonal or full), m0 and P0, and Newton for gamma on the expected log-likelihood
-(exact Gaussian expectation for Poisson; at the posterior mode for Bernoulli).
+(at the posterior mode).
 """
 
 from __future__ import annotations
@@ -442,19 +442,19 @@ def basis_variance(B, S, pulse: bool):
     return xp.einsum("tr,krs,ts->kt", B, S, B)
 
 
-@partial(jax.jit, static_argnames=("link", "q_type", "history", "initial", "pulse"))
-def _mstep(P, data, mu, S, X, dt, q_floor, *, link, q_type, history, initial, pulse):
+@partial(jax.jit, static_argnames=("link", "q_type", "history", "initial"))
+def _mstep(P, data, mu, S, X, dt, q_floor, *, link, q_type, history, initial):
     new = dict(P)
     new["Q"], new["m0"], new["P0"] = mstep_random_walk(mu, S, X, P, q_type=q_type,
                                                        initial=initial, q_floor=q_floor)
     if history:
         y, v, B, H = data
+        # at the posterior mode (the Gaussian expectation exp(B mu + B S B' / 2) is not
+        # used: a pulse with few spikes has a wide, skewed posterior whose Gaussian
+        # expectation explodes and drags gamma; seen on the whisker data)
         eta = mu @ B.T  # (K, T)
-        if link == "poisson":  # log E[dt exp(B theta)] under the Gaussian posterior
-            off = jnp.log(dt) + eta + 0.5 * basis_variance(B, S, pulse)
-            scale = v
-        else:
-            off, scale = eta, v
+        off = (jnp.log(dt) + eta) if link == "poisson" else eta
+        scale = v
         J = H.shape[2]
         fit = glm_newton(H.reshape(-1, J), (y * v).ravel(), scale.ravel(), off.ravel(),
                          P["gamma"], jnp.zeros(J), 1e-8 * jnp.eye(J), link=link)
@@ -525,7 +525,7 @@ def ssglm(spikes, bin_width, *, basis="pulse", basis_width=0.02, n_basis=None,
         lambda P, lap: _mstep(P, data, lap.posterior.smoothed_means,
                               lap.posterior.smoothed_covs, lap.posterior.cross_covs, dt,
                               q_floor, link=spec.link, q_type=q_type, history=history,
-                              initial=initial, pulse=_is_pulse(spec.basis)),
+                              initial=initial),
         P, x, max_iter, tol, "SSGLM",
         kinds={"Q": "cov", "gamma": "free",
                **({} if initial == "diffuse" else {"m0": "free", "P0": "cov"})})
