@@ -66,13 +66,15 @@ def plot_rate_comparison(prob, *, level: float = 0.95, ax=None):
     pairs beyond ``level`` outlined."""
     import matplotlib.pyplot as plt
 
-    P = np.asarray(prob)
+    P = np.array(prob, dtype=float)
     K = P.shape[0]
+    np.fill_diagonal(P, np.nan)  # a trial against itself: not a comparison
     fig = ax.figure if ax is not None else plt.figure(figsize=(5, 4.3))
     ax = ax or fig.add_subplot(111)
     im = ax.imshow(P, origin="lower", cmap="RdBu_r", vmin=0, vmax=1,
                    extent=(0.5, K + 0.5, 0.5, K + 0.5))
-    ax.contour(np.arange(1, K + 1), np.arange(1, K + 1), P, levels=[level], colors="k",
+    ax.contour(np.arange(1, K + 1), np.arange(1, K + 1), np.nan_to_num(P, nan=0.5),
+               levels=[level], colors="k",
                linewidths=0.8)
     ax.set_xlabel("trial k")
     ax.set_ylabel("trial m")
