@@ -5,13 +5,15 @@
     spikessm score  FIT.npz FILE
     spikessm decode FIT.npz FILE --out DIR
     spikessm info   FILE
+    spikessm sweep  CONFIG.json --out DIR [--scheduler ADDRESS] [--workers N]
 
 ``demo`` is the main job on an embedded default: it simulates a session with the
 library's own generative models (no download), fits a Poisson LDS with restarts, a
 Poisson HMM and a decoder, and writes an HTML report. ``fit`` does the same for a real
 recording (.nwb, .mat, .npz, .csv; see ``spikessm.data.read``); ``score`` prints the
 log-likelihood of a recording under a saved fit; ``decode`` decodes the latents or states
-of a recording; ``info`` describes a recording or a saved file.
+of a recording; ``info`` describes a recording or a saved file; ``sweep`` fits datasets x
+models x state dimensions x restarts as Dask tasks (``spikessm.distributed``).
 
 Errors (a missing file, a file spikessm cannot read, an unknown model, a bad option) print
 one line ``spikessm: error: ...`` and exit with status 2.
@@ -104,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("--bin", type=_positive_float, default=None)
     dec.add_argument("--layout", default=None)
 
+    sub.add_parser("sweep", add_help=False,
+                   help="fit datasets x models x state dims x restarts on Dask "
+                        "(spikessm sweep --help)")
+
     info = sub.add_parser("info", help="describe a recording or a saved spikessm file")
     info.add_argument("file")
     info.add_argument("--bin", type=_positive_float, default=None)
@@ -137,6 +143,10 @@ def _run(args) -> int:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["sweep"]:
+        from ..distributed.cli import sweep_main
+        return sweep_main(argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
