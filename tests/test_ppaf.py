@@ -351,7 +351,7 @@ def test_place_cell_recording_ppaf_beats_static_and_linear_decoders():
     sys.path.insert(0, str(root / "examples"))
     from decode_place_cells import main
 
-    out = main(["--no-figures"])
+    out = main(["--no-figures", "--no-iterated"])
     ppaf = out["PPAF filter"]["median_cm"]
     assert ppaf < out["static Bayesian (posterior mean)"]["median_cm"]
     assert ppaf < out["linear Kalman decoder"]["median_cm"]
