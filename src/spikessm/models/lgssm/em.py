@@ -306,8 +306,10 @@ def estep_general(P, data: Data, sums: DataSums, diag: bool, missing: bool):
         mu, data.u, data.valid, *smoothed_cov_sums(S, X, data.valid))
     ll = jnp.sum(post.log_likelihoods * vf) + ll_data
     Szz, Syz, Syy, n_em = emission_stats(P, data, sums, mu, S, diag, missing)
-    return Stats(Szz_d, Sxz_d, Sxx_d, n_d, Szz, Syz, Syy, n_em, mu[:, 0], jnp.sum(S[:, 0], 0),
-                 ll)
+    # S0 over trials that exist (every trial of a single recording; a multi-recording
+    # batch pads with empty trials)
+    S0 = jnp.einsum("k,kij->ij", vf[:, 0], S[:, 0])
+    return Stats(Szz_d, Sxz_d, Sxx_d, n_d, Szz, Syz, Syy, n_em, mu[:, 0], S0, ll)
 
 
 # ------------------------------------------------------------------------------------
@@ -363,7 +365,8 @@ def mstep_dynamics(P, st: Stats, frozen: tuple, q_type: str, ridge=0.0):
         Szz = Szz.at[:d, :d].add(ridge * eye)
         Sxz = Sxz.at[:, :d].add(ridge * eye)
         Sxx = Sxx + ridge * eye
-        n = n + d
+        # the d pseudo-steps belong to the prior: none when a traced ridge is 0
+        n = n + d * (jnp.asarray(ridge) > 0).astype(Szz.dtype)
     W_old = jnp.concatenate([P["A"], P["b"][:, None], P["B"]], axis=1)
     W = regress(Sxz, Szz, W_old, _free_cols(d, q, ("A", "b", "B"), frozen))
     # with q == 0 the input block is empty: keep the (empty) old array rather than slice a
@@ -381,8 +384,15 @@ def mstep_emission(P, st: Stats, frozen: tuple, r_type: str, per_channel: bool):
     W_old = jnp.concatenate([P["C"], P["d"][:, None], P["D"]], axis=1)
     free = _free_cols(d, q, ("C", "d", "D"), frozen)
     if per_channel:
+        # a channel with no observation at all (only possible for the padding channels of
+        # a multi-recording batch: the single-recording models reject such channels) keeps
+        # its old values instead of solving a singular regression
+        empty = st.n_em == 0
+        eye = jnp.eye(W_old.shape[1], dtype=W_old.dtype)
+        Szz_em = jnp.where(empty[:, None, None], eye, st.Szz_em)
         W = jax.vmap(lambda s, S, w: regress(s[None], S, w[None], free)[0])(
-            st.Syz, st.Szz_em, W_old)
+            st.Syz, Szz_em, W_old)
+        W = jnp.where(empty[:, None], W_old, W)
     else:
         W = regress(st.Syz, st.Szz_em[0], W_old, free)
     C, dd = W[:, :d], W[:, d]
@@ -396,19 +406,25 @@ def mstep_emission(P, st: Stats, frozen: tuple, r_type: str, per_channel: bool):
             if r_type == "isotropic":
                 R = jnp.sum(num) / jnp.sum(st.n_em) * jnp.eye(W.shape[0], dtype=W.dtype)
             else:
-                R = jnp.diag(num / st.n_em)
+                R = jnp.diag(jnp.where(empty, jnp.diag(P["R"]),
+                                       num / jnp.maximum(st.n_em, 1)))
         else:
             R = cov_update(st.Syy, st.Syz, st.Szz_em[0], W, st.n_em[0], r_type)
     return C, dd, D, R
 
 
-def mstep_initial(P, mu0, S0, frozen: tuple):
-    """m0, P0 from the smoothed first states mu0 (K, d) and their summed covariance S0."""
-    Kn = mu0.shape[0]
-    m0 = P["m0"] if "m0" in frozen else jnp.mean(mu0, axis=0)
+def mstep_initial(P, mu0, S0, frozen: tuple, weights=None):
+    """m0, P0 from the smoothed first states mu0 (K, d) and their summed covariance S0.
+
+    ``weights`` (K,) (optional, 0/1): trials that count (padding trials of a
+    multi-recording batch have weight 0; S0 must then be summed with the same weights)."""
+    if weights is None:
+        weights = jnp.ones(mu0.shape[:1], mu0.dtype)
+    Kn = jnp.sum(weights)
+    m0 = P["m0"] if "m0" in frozen else weights @ mu0 / Kn
     if "P0" in frozen:
         return m0, P["P0"]
-    dev = mu0 - m0
+    dev = (mu0 - m0) * weights[:, None]
     return m0, K._sym((S0 + dev.T @ dev) / Kn)
 
 

@@ -204,36 +204,63 @@ class Settings(NamedTuple):
     frozen_initial: tuple = ()  # ("P0",) with one trial: P0 is not identifiable from one
 
 
+def dynamics_statistics(mu, S, X, valid):
+    """Dynamics regression sums (x_t on [x_{t-1}, 1], t >= 1) of one recording as an
+    :class:`spikessm.models.lgssm.em.Stats` (emission fields None), from posterior means
+    (K, T, d), covariances and lag-one cross-covariances (K, T, d, d). Sums over
+    recordings of these statistics give the pooled (shared-dynamics) M-step."""
+    Kn, T, d = mu.shape
+    u0 = jnp.zeros((Kn, T, 0), mu.dtype)
+    Szz, Sxz, Sxx, n = LG.dynamics_stats(mu, u0, valid, *LG.smoothed_cov_sums(S, X, valid))
+    return LG.Stats(Szz, Sxz, Sxx, n, None, None, None, None, None, None, None)
+
+
+def mstep_dynamics(P, st: LG.Stats, ridge):
+    """A, b, Q from (possibly pooled) dynamics statistics (closed form)."""
+    d = P["A"].shape[0]
+    Pd = {"A": P["A"], "b": P["b"], "B": jnp.zeros((d, 0), P["A"].dtype), "Q": P["Q"]}
+    A, b, _, Q = LG.mstep_dynamics(Pd, st, (), "full", ridge)
+    return A, b, Q
+
+
+def mstep_emissions(P, data: PData, mu, S, dt, s: Settings) -> dict:
+    """Per-recording emission M-step: Poisson (C, W) by Newton, Gaussian (Cg, dg, R) in
+    closed form. Returns a dict of the updated entries."""
+    out = {}
+    out["C"], out["W"], _ = mstep_poisson(P["C"], P["W"], data, mu, S, dt,
+                                          max_iter=s.mstep_iters)
+    if data.g is not None:
+        Pg = _gauss_params(P)
+        Szz_g, Syz, Syy, n_em = LG.emission_stats(Pg, data.g, data.gsums, mu, S, s.diag, True)
+        stg = LG.Stats(None, None, None, None, Szz_g, Syz, Syy, n_em, None, None, None)
+        out["Cg"], out["dg"], _, out["R"] = LG.mstep_emission(Pg, stg, (), s.r_type,
+                                                               s.per_channel)
+    return out
+
+
 def em_step(P, data: PData, x, dt, ridge, newton_tol, s: Settings):
     """One EM iteration. Returns (new params, new modes, Laplace LL of P, Newton passes)."""
     res = estep(P, data, x, dt, diag=s.diag, newton_iters=s.newton_iters,
                 newton_tol=newton_tol)
     post = res.posterior
     mu, S, X = res.mode, post.smoothed_covs, post.cross_covs
-    valid = data.valid
-    Kn, T, d = mu.shape
-    u0 = jnp.zeros((Kn, T, 0), mu.dtype)
-    Szz, Sxz, Sxx, n = LG.dynamics_stats(mu, u0, valid, *LG.smoothed_cov_sums(S, X, valid))
-    st = LG.Stats(Szz, Sxz, Sxx, n, None, None, None, None, None, None, None)
-    Pd = {"A": P["A"], "b": P["b"], "B": jnp.zeros((d, 0), mu.dtype), "Q": P["Q"]}
+    st = dynamics_statistics(mu, S, X, data.valid)
     new = dict(P)
-    new["A"], new["b"], _, new["Q"] = LG.mstep_dynamics(Pd, st, (), "full", ridge)
+    new["A"], new["b"], new["Q"] = mstep_dynamics(P, st, ridge)
     new["m0"], new["P0"] = LG.mstep_initial(P, mu[:, 0], jnp.sum(S[:, 0], 0),
                                           s.frozen_initial)
-    new["C"], new["W"], _ = mstep_poisson(P["C"], P["W"], data, mu, S, dt,
-                                          max_iter=s.mstep_iters)
-    if data.g is not None:
-        Pg = _gauss_params(P)
-        Szz_g, Syz, Syy, n_em = LG.emission_stats(Pg, data.g, data.gsums, mu, S, s.diag, True)
-        stg = LG.Stats(None, None, None, None, Szz_g, Syz, Syy, n_em, None, None, None)
-        new["Cg"], new["dg"], _, new["R"] = LG.mstep_emission(Pg, stg, (), s.r_type,
-                                                               s.per_channel)
+    new.update(mstep_emissions(P, data, mu, S, dt, s))
     ll = jnp.sum(res.log_likelihood)
     return new, mu, ll, jnp.max(res.n_iter)
 
 
-def _em_chunk(P, data, x, n_run, prev_ll, tol, dt, ridge, newton_tol, s: Settings):
-    lls0 = jnp.full((CHUNK,), jnp.nan, dtype=data.y.dtype)
+def em_loop(step, P, x, n_run, prev_ll, tol):
+    """Up to ``n_run`` (<= CHUNK) iterations of ``step(P, x) -> (P_new, x_new, objective
+    of P)`` in one ``while_loop``; stops on the relative tolerance or a non-finite
+    objective / parameters (keeping the last finite ones). Shared by every EM built on
+    this module (single- and multi-recording). Returns (P, x, lls (CHUNK,) NaN-padded,
+    n_done, converged, finite)."""
+    lls0 = jnp.full((CHUNK,), jnp.nan, dtype=prev_ll.dtype)
 
     def cond(c):
         i, _, _, _, conv, finite = c
@@ -241,19 +268,27 @@ def _em_chunk(P, data, x, n_run, prev_ll, tol, dt, ridge, newton_tol, s: Setting
 
     def body(c):
         i, P, x, lls, _, _ = c
-        x0 = x if s.warm_start else jnp.zeros_like(x)
-        P_new, x_new, ll, _ = em_step(P, data, x0, dt, ridge, newton_tol, s)
+        P_new, x_new, ll = step(P, x)
         prev = jnp.where(i == 0, prev_ll, lls[jnp.maximum(i - 1, 0)])
         conv = (tol > 0) & jnp.isfinite(prev) & (jnp.abs(ll - prev) <= tol * jnp.abs(prev))
         finite = jnp.isfinite(ll) & jnp.all(jnp.array(
             [jnp.all(jnp.isfinite(v)) for v in jax.tree_util.tree_leaves(P_new)]))
         # keep the last finite parameters if this iteration produced non-finite ones
         P_out = jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), P_new, P)
-        return i + 1, P_out, jnp.where(finite, x_new, x), lls.at[i].set(ll), conv, finite
+        x_out = jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), x_new, x)
+        return i + 1, P_out, x_out, lls.at[i].set(ll), conv, finite
 
     init = (jnp.zeros((), jnp.int32), P, x, lls0, jnp.asarray(False), jnp.asarray(True))
     n, P, x, lls, conv, finite = jax.lax.while_loop(cond, body, init)
     return P, x, lls, n, conv, finite
+
+
+def _em_chunk(P, data, x, n_run, prev_ll, tol, dt, ridge, newton_tol, s: Settings):
+    def step(P, x):
+        x0 = x if s.warm_start else jnp.zeros_like(x)
+        return em_step(P, data, x0, dt, ridge, newton_tol, s)[:3]
+
+    return em_loop(step, P, x, n_run, jnp.asarray(prev_ll, data.y.dtype), tol)
 
 
 @partial(jax.jit, static_argnames=("s", "batched"))

@@ -319,12 +319,7 @@ class PoissonLDS:
     def _fit_batch(self, prep, params_list, inits, seeds, max_iter, tol, ridge_lambda,
                    newton_iters, newton_tol, canonical, progress,
                    warm_start=True) -> list[PLDSFitResult]:
-        max_iter = _check_int(max_iter, "max_iter", 1)
-        newton_iters = _check_int(newton_iters, "newton_iters", 1)
-        if not (np.isfinite(tol) and tol >= 0):
-            raise ValueError(f"tol must be a finite number >= 0, got {tol}")
-        if not (np.isfinite(ridge_lambda) and ridge_lambda >= 0):
-            raise ValueError(f"ridge_lambda must be a finite number >= 0, got {ridge_lambda}")
+        max_iter, newton_iters = check_em_args(max_iter, tol, ridge_lambda, newton_iters)
         t0 = time.perf_counter()
         Ps, xs = [], []
         for p, init, seed in zip(params_list, inits, seeds):
@@ -341,33 +336,14 @@ class PoissonLDS:
         x = jnp.stack(xs) if batched else xs[0]
         s = self._settings(prep, newton_iters, warm_start)
         dt = jnp.asarray(self.bin_width)
-        lls = [[] for _ in range(R)]
-        prev = jnp.full((R,) if batched else (), jnp.nan)
-        conv = np.zeros(R, bool)
-        bad = np.zeros(R, bool)      # stopped on a non-finite objective or parameters
-        done = 0
-        bar = tqdm(total=max_iter, desc="Poisson LDS EM", disable=not progress, leave=False)
-        while done < max_iter and not (conv | bad).all():
-            n_run = min(E.CHUNK, max_iter - done)
-            P, x, ll_chunk, n, cv, finite = E.em_chunk(
-                P, prep.data, x, n_run, prev, jnp.asarray(float(tol)), dt,
-                jnp.asarray(float(ridge_lambda)), jnp.asarray(float(newton_tol)), s=s,
-                batched=batched)
-            ll_chunk = np.atleast_2d(np.asarray(ll_chunk))
-            n = np.atleast_1d(np.asarray(n))
-            bad = ~np.atleast_1d(np.asarray(finite))
-            for r in range(R):
-                # a failing iteration's objective is not kept (its parameters were not
-                # taken either: the loop returns the last finite ones)
-                lls[r].extend(v for v in ll_chunk[r, :n[r]].tolist() if np.isfinite(v))
-            conv = np.atleast_1d(np.asarray(cv))
-            prev = jnp.asarray([lr[-1] if lr else np.nan for lr in lls]) if batched else \
-                jnp.asarray(lls[0][-1] if lls[0] else np.nan)
-            done += n_run
-            bar.update(n_run)
-            if np.asarray(n).max() < n_run:
-                break
-        bar.close()
+
+        def chunk(P, x, n_run, prev):
+            return E.em_chunk(P, prep.data, x, n_run, prev, jnp.asarray(float(tol)), dt,
+                              jnp.asarray(float(ridge_lambda)),
+                              jnp.asarray(float(newton_tol)), s=s, batched=batched)
+
+        P, x, lls, conv, bad = run_em_chunks(chunk, P, x, R, max_iter, progress,
+                                             "Poisson LDS EM")
         # the objective at the returned parameters (and their posterior, for the gauge)
         post = E.posterior(P, prep.data, x, dt, jnp.asarray(float(newton_tol)), diag=s.diag,
                            newton_iters=newton_iters) if not batched else jax.vmap(
@@ -381,12 +357,7 @@ class PoissonLDS:
         out = []
         for r in range(R):
             trace = np.asarray(lls[r], dtype=np.float64)
-            self._warn_decrease(trace, tol)
-            if bad[r]:
-                warnings.warn(f"EM (seed {seeds[r]}) stopped after {len(trace)} iterations: "
-                              "the next iteration gave a non-finite objective or parameters; "
-                              "the last finite parameters are returned (converged=False)",
-                              RuntimeWarning, stacklevel=4)
+            check_trace(trace, tol, bad[r], seeds[r])
             p = from_jax_dict(P, self.n_covariates, self.history, self.bin_width,
                               k=r if batched else None)
             if canonical:
@@ -394,19 +365,6 @@ class PoissonLDS:
             out.append(PLDSFitResult(p, trace, float(final_ll[r]), bool(conv[r] and not bad[r]),
                                      len(trace), seconds, inits[r], int(seeds[r])))
         return out
-
-    @staticmethod
-    def _warn_decrease(trace, tol):
-        if trace.size < 2:
-            return
-        drops = -np.diff(trace)
-        big = drops > max(1e-5, 10 * tol) * np.abs(trace[:-1])
-        if big.any():
-            i = int(np.argmax(big))
-            warnings.warn(f"the Laplace log-likelihood decreased at EM iteration {i + 1} "
-                          f"(by {drops[i]:.3g}); the Laplace objective is an approximation, "
-                          "so small decreases can occur, larger ones suggest a poor fit",
-                          RuntimeWarning, stacklevel=4)
 
     def _from_params(self, p: PLDSParams, prep: Prepared) -> dict:
         if not isinstance(p, PLDSParams):
@@ -492,6 +450,71 @@ class PoissonLDS:
         if single:
             return x[0], y[0], g[0]
         return x, y, g
+
+
+def check_em_args(max_iter, tol, ridge_lambda, newton_iters=1) -> tuple[int, int]:
+    """Validate the EM loop's arguments; returns (max_iter, newton_iters) as ints."""
+    max_iter = _check_int(max_iter, "max_iter", 1)
+    newton_iters = _check_int(newton_iters, "newton_iters", 1)
+    if not (np.isfinite(tol) and tol >= 0):
+        raise ValueError(f"tol must be a finite number >= 0, got {tol}")
+    if not (np.isfinite(ridge_lambda) and ridge_lambda >= 0):
+        raise ValueError(f"ridge_lambda must be a finite number >= 0, got {ridge_lambda}")
+    return max_iter, newton_iters
+
+
+def run_em_chunks(chunk, P, x, R: int, max_iter: int, progress: bool, desc: str):
+    """Drive compiled EM chunks until convergence, failure or ``max_iter``.
+
+    ``chunk(P, x, n_run, prev_ll) -> (P, x, lls (CHUNK,) or (R, CHUNK), n, converged,
+    finite)`` (:func:`spikessm.models.plds.em.em_loop`, batched over ``R`` restarts when
+    ``R > 1``). Returns (P, x, lls: list over restarts of lists of finite objectives,
+    converged (R,), bad (R,): stopped on a non-finite objective or parameters)."""
+    batched = R > 1
+    lls = [[] for _ in range(R)]
+    prev = jnp.full((R,) if batched else (), jnp.nan)
+    conv = np.zeros(R, bool)
+    bad = np.zeros(R, bool)      # stopped on a non-finite objective or parameters
+    done = 0
+    bar = tqdm(total=max_iter, desc=desc, disable=not progress, leave=False)
+    while done < max_iter and not (conv | bad).all():
+        n_run = min(E.CHUNK, max_iter - done)
+        P, x, ll_chunk, n, cv, finite = chunk(P, x, n_run, prev)
+        ll_chunk = np.atleast_2d(np.asarray(ll_chunk))
+        n = np.atleast_1d(np.asarray(n))
+        bad = ~np.atleast_1d(np.asarray(finite))
+        for r in range(R):
+            # a failing iteration's objective is not kept (its parameters were not
+            # taken either: the loop returns the last finite ones)
+            lls[r].extend(v for v in ll_chunk[r, :n[r]].tolist() if np.isfinite(v))
+        conv = np.atleast_1d(np.asarray(cv))
+        prev = jnp.asarray([lr[-1] if lr else np.nan for lr in lls]) if batched else \
+            jnp.asarray(lls[0][-1] if lls[0] else np.nan)
+        done += n_run
+        bar.update(n_run)
+        if np.asarray(n).max() < n_run:
+            break
+    bar.close()
+    return P, x, lls, conv, bad
+
+
+def check_trace(trace, tol, bad: bool, seed) -> None:
+    """Warn when the Laplace objective decreased noticeably or the fit stopped early on a
+    non-finite iteration."""
+    if trace.size >= 2:
+        drops = -np.diff(trace)
+        big = drops > max(1e-5, 10 * tol) * np.abs(trace[:-1])
+        if big.any():
+            i = int(np.argmax(big))
+            warnings.warn(f"the Laplace log-likelihood decreased at EM iteration {i + 1} "
+                          f"(by {drops[i]:.3g}); the Laplace objective is an approximation, "
+                          "so small decreases can occur, larger ones suggest a poor fit",
+                          RuntimeWarning, stacklevel=4)
+    if bad:
+        warnings.warn(f"EM (seed {seed}) stopped after {len(trace)} iterations: "
+                      "the next iteration gave a non-finite objective or parameters; "
+                      "the last finite parameters are returned (converged=False)",
+                      RuntimeWarning, stacklevel=4)
 
 
 def canonical_params(p: PLDSParams, modes, valid) -> PLDSParams:
