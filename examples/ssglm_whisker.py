@@ -39,8 +39,11 @@ def load(folder: Path) -> np.ndarray:
 
 
 def heldout_comparison(y: np.ndarray, *, n_folds: int = 5, basis_width: float = 0.05,
-                       window_times=HISTORY) -> dict:
-    """Summed held-out-trial log-likelihood of the SSGLM and of a GLM-PSTH (nats)."""
+                       window_times=HISTORY, max_iter: int = 30) -> dict:
+    """Summed held-out-trial log-likelihood of the SSGLM and of a GLM-PSTH (nats).
+
+    ``max_iter`` caps the EM cycles per fold (with history terms EM can creep on for the
+    default 200 cycles at about 0.01 nats each)."""
     from spikessm.models.ssglm import glm_psth, ssglm
 
     K = y.shape[0]
@@ -51,7 +54,8 @@ def heldout_comparison(y: np.ndarray, *, n_folds: int = 5, basis_width: float = 
         train = np.flatnonzero(folds != f)
         masked = y.copy()
         masked[test] = np.nan
-        res = ssglm(masked, BIN, basis_width=basis_width, window_times=window_times)
+        res = ssglm(masked, BIN, basis_width=basis_width, window_times=window_times,
+                    max_iter=max_iter)
         ll_ss += float(np.sum(res.heldout_log_likelihood(y, test)))
         ps = glm_psth(y[train], BIN, basis_width=basis_width, window_times=window_times)
         ll_psth += float(np.sum(ps.trial_log_likelihoods(y[test])))
