@@ -159,7 +159,7 @@ def test_missing_optional_package_names_the_extra(tmp_path, monkeypatch):
 
 # ----------------------------------------------------------------------------- pynapple
 def test_pynapple_place_cells_round_trip(place):
-    nap = pytest.importorskip("pynapple")
+    import pynapple as nap  # declared in the io extra: never skipped
     group = nap.TsGroup({i + 1: nap.Ts(t=s) for i, s in enumerate(place["spikes"])},
                         time_support=nap.IntervalSet(0.0, 1460.0))
     epochs = nap.IntervalSet(start=[w[0] for w in WINDOWS], end=[w[1] for w in WINDOWS],
@@ -174,7 +174,7 @@ def test_pynapple_place_cells_round_trip(place):
 
 
 def test_pynapple_synthetic():
-    nap = pytest.importorskip("pynapple")
+    import pynapple as nap  # declared in the io extra: never skipped
     spikes = {3: np.array([0.05, 0.15, 0.95]), 8: np.array([0.5])}
     group = nap.TsGroup({k: nap.Ts(t=v) for k, v in spikes.items()},
                         time_support=nap.IntervalSet(0.0, 1.0))
@@ -190,8 +190,8 @@ def test_pynapple_synthetic():
 
 # ----------------------------------------------------------------------------- Neo
 def test_neo_place_cells_round_trip(place):
-    neo = pytest.importorskip("neo")
-    pq = pytest.importorskip("quantities")
+    import neo  # declared in the io extra: never skipped
+    import quantities as pq  # declared in the io extra: never skipped
     trains = [neo.SpikeTrain(s * pq.s, t_start=0.0 * pq.s, t_stop=1460.0 * pq.s,
                              unit_id=i + 1) for i, s in enumerate(place["spikes"])]
     rec = from_neo(trains, DT, trials=WINDOWS, labels=LABELS)
@@ -206,8 +206,8 @@ def test_neo_place_cells_round_trip(place):
 
 
 def test_neo_segment_and_block():
-    neo = pytest.importorskip("neo")
-    pq = pytest.importorskip("quantities")
+    import neo  # declared in the io extra: never skipped
+    import quantities as pq  # declared in the io extra: never skipped
     block = neo.Block()
     rng = np.random.default_rng(4)
     all_spikes = []
@@ -321,7 +321,7 @@ def test_mat_npz_csv_synthetic(tmp_path):
 
 
 def test_mat_v73_counts(tmp_path):
-    h5py = pytest.importorskip("h5py")
+    import h5py  # declared in the io extra: never skipped
     path = tmp_path / "v73.mat"
     counts = np.arange(12.0).reshape(4, 3)
     with h5py.File(path, "w", userblock_size=512) as f:
