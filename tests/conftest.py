@@ -80,3 +80,29 @@ def _enable_persistent_compilation_cache():
 
 
 _enable_persistent_compilation_cache()
+
+
+# ---------------------------------------------------------------------------
+# fuzz suites (issue 9): example count option and the per-entry-point case report
+# ---------------------------------------------------------------------------
+def pytest_addoption(parser):
+    parser.addoption("--fuzz-examples", type=int, default=None,
+                     help="hypothesis examples per fuzz test (default 200, deterministic); "
+                          "a value here also randomises the draws. Use with -m fuzz.")
+
+
+def pytest_configure(config):
+    import fuzz_harness
+
+    fuzz_harness.configure(config.getoption("--fuzz-examples"))
+
+
+def pytest_terminal_summary(terminalreporter):
+    import sys
+
+    harness = sys.modules.get("fuzz_harness")
+    lines = harness.summary_lines() if harness is not None else []
+    if lines:
+        terminalreporter.write_sep("=", "fuzz cases per entry point (issue 9)")
+        for line in lines:
+            terminalreporter.write_line(line)
