@@ -261,6 +261,35 @@ def test_select_n_states_and_alignment(tutorial_fit):
     assert sel.bic[1] < sel.bic[0]
 
 
+def test_select_n_states_one_standard_error_rule():
+    """The parsimonious choice is the smallest K within one paired standard error of the
+    best held-out log-likelihood; on 2-state data it recovers K = 2 whichever of 2..4 has
+    the highest held-out score."""
+    from spikessm.models.poisson_hmm.params import make_params as hmm_params
+
+    dt = 0.01
+    rates = np.array([[2.0, 4.0, 3.0, 1.0, 6.0], [15.0, 3.0, 20.0, 8.0, 1.0]])
+    truth = hmm_params(np.array([0.5, 0.5]), transition_matrix_from_rates(
+        np.array([[0.0, 1.0], [1.5, 0.0]]), dt), rates)
+    model = PoissonHMM(2, dt)
+    _, y = model.sample(truth, n_trials=24, n_bins=300, seed=3)
+    sel = select_n_states(y[:12], y[12:], [1, 2, 3, 4], dt, n_restarts=2, max_iter=100,
+                          tol=1e-7)
+    np.testing.assert_allclose(sel.test_trial_log_likelihoods.sum(axis=1),
+                               sel.test_log_likelihoods, rtol=1e-12)
+    best = list(sel.n_states).index(sel.best_n_states)
+    diff = sel.test_trial_log_likelihoods - sel.test_trial_log_likelihoods[best]
+    np.testing.assert_allclose(sel.test_standard_errors,
+                               np.sqrt(12) * diff.std(axis=1, ddof=1), rtol=1e-12)
+    assert sel.test_standard_errors[best] == 0.0
+    assert sel.parsimonious_n_states == 2 <= sel.best_n_states
+    chosen = list(sel.n_states).index(2)
+    assert (sel.test_log_likelihoods[chosen]
+            >= sel.test_log_likelihoods[best] - sel.test_standard_errors[chosen])
+    assert (sel.test_log_likelihoods[0]
+            < sel.test_log_likelihoods[best] - sel.test_standard_errors[0])
+
+
 def _premotor_counts(bin_ms):
     from scipy.io import loadmat
 

@@ -247,7 +247,8 @@ def _fit_hmm(rec, rep, *, states, restarts, max_iter, seed, holdout_fraction, pr
     from ..plotting import plot_learning_curve, plot_n_states, plot_raster_states
 
     trials = list(rec.counts)
-    sec = rep.section("Poisson HMM", "Exact EM; number of states by held-out log-likelihood.")
+    sec = rep.section("Poisson HMM", "Exact EM; number of states by held-out log-likelihood "
+                      "(the smallest K within one standard error of the best).")
     ks = sorted({int(k) for k in states})
     heldout = {}
     if rec.n_trials >= 4 and len(ks) > 1:
@@ -255,11 +256,13 @@ def _fit_hmm(rec, rep, *, states, restarts, max_iter, seed, holdout_fraction, pr
         sel = select_n_states([trials[i] for i in tr], [trials[i] for i in te], ks,
                               rec.bin_width, n_restarts=restarts, seed=seed,
                               max_iter=max_iter)
-        sec.table([{"states": int(k), "held-out LL": float(v), "BIC": float(b)}
-                   for k, v, b in zip(sel.n_states, sel.test_log_likelihoods, sel.bic)],
+        sec.table([{"states": int(k), "held-out LL": float(v), "s.e. vs best": float(e),
+                    "BIC": float(b)}
+                   for k, v, e, b in zip(sel.n_states, sel.test_log_likelihoods,
+                                         sel.test_standard_errors, sel.bic)],
                   caption="Model order", key="n_states")
         sec.figure(plot_n_states(sel), caption="Held-out log-likelihood by number of states")
-        K = int(sel.best_n_states)
+        K = int(sel.parsimonious_n_states)
         heldout = {f"Poisson HMM, K={int(k)}": float(v)
                    for k, v in zip(sel.n_states, sel.test_log_likelihoods)}
     else:

@@ -299,18 +299,24 @@ def run_demo(out: Path, *, seed: int = 0, n_restarts: int = 3, state_dims=None,
     path = hmm.viterbi(hy[hte[0]], hp)
     acc = float(np.mean(path == hstates[hte[0]]))
     rate_err = float(np.median(np.abs(hp.rates / htruth.rates - 1)))
-    numbers["hmm"] = dict(best_n_states=int(sel.best_n_states), viterbi_accuracy=acc,
-                          median_rate_error=rate_err)
+    numbers["hmm"] = dict(best_n_states=int(sel.best_n_states),
+                          chosen_n_states=int(sel.parsimonious_n_states),
+                          viterbi_accuracy=acc, median_rate_error=rate_err)
     sec = rep.section("2. Discrete modes: Poisson HMM",
                       "A 3-state session (quiet / active / burst). Poisson HMMs with 1-4 "
                       "states were fitted by exact EM (best of 2 restarts each) and scored on "
-                      f"{len(hte)} held-out trials.")
+                      f"{len(hte)} held-out trials; the number of states chosen is the "
+                      "smallest within one standard error (paired over test trials) of the "
+                      "best held-out log-likelihood.")
     sec.table([{"states": int(k), "train LL": float(a), "held-out LL": float(b),
-                "held-out LL per bin": float(c), "BIC": float(e)}
-               for k, a, b, c, e in zip(sel.n_states, sel.train_log_likelihoods,
-                                        sel.test_log_likelihoods, sel.test_per_bin, sel.bic)],
+                "s.e. vs best": float(se), "held-out LL per bin": float(c), "BIC": float(e)}
+               for k, a, b, se, c, e in zip(sel.n_states, sel.train_log_likelihoods,
+                                            sel.test_log_likelihoods, sel.test_standard_errors,
+                                            sel.test_per_bin, sel.bic)],
               caption="Model order", key="hmm_n_states")
-    sec.table([{"chosen states": int(sel.best_n_states), "Viterbi accuracy (test trial)": acc,
+    sec.table([{"chosen states": int(sel.parsimonious_n_states),
+                "highest held-out LL at": int(sel.best_n_states),
+                "Viterbi accuracy (test trial)": acc,
                 "median relative rate error": rate_err}],
               caption="Recovery at 3 states", key="hmm_recovery")
     sec.figure(plot_n_states(sel), caption="Held-out log-likelihood by number of states")
@@ -318,7 +324,8 @@ def run_demo(out: Path, *, seed: int = 0, n_restarts: int = 3, state_dims=None,
                caption="Test trial: spikes with the decoded (Viterbi) states")
     sec.figure(plot_rates_comparison(hp, htruth, dt), caption="Fitted vs true rates")
     sec.figure(plot_learning_curve(hfit), caption="EM log-likelihood by iteration")
-    log(f"      states chosen {sel.best_n_states}, Viterbi accuracy {acc:.3f}  "
+    log(f"      states chosen {sel.parsimonious_n_states} (highest held-out LL at "
+        f"{sel.best_n_states}), Viterbi accuracy {acc:.3f}  "
         f"[{time.perf_counter() - t_start:.0f} s]")
 
     sec = rep.section(

@@ -141,11 +141,19 @@ def plot_rates_comparison(params_fit, params_true, dt: float):
 
 
 def plot_n_states(selection, *, ax=None):
-    """Held-out log-likelihood per observed bin against K (a ``NStatesSelection``).
-    Returns the Figure."""
+    """Held-out log-likelihood per observed bin against K (a ``NStatesSelection``), with
+    one standard error of the paired difference to the best K; dotted line: the best K,
+    dashed line: the K chosen by the one-standard-error rule. Returns the Figure."""
     fig, ax = _fig(ax, (4.5, 3.2))
-    ax.plot(selection.n_states, selection.test_per_bin, "o-")
-    ax.axvline(selection.best_n_states, color="0.6", ls=":")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se_per_bin = (selection.test_standard_errors * selection.test_per_bin
+                      / selection.test_log_likelihoods)
+    ax.errorbar(selection.n_states, selection.test_per_bin,
+                yerr=np.nan_to_num(np.abs(se_per_bin)), fmt="o-",
+                capsize=3)
+    ax.axvline(selection.best_n_states, color="0.6", ls=":", label="best")
+    ax.axvline(selection.parsimonious_n_states, color="C3", ls="--", label="chosen (1 s.e.)")
+    ax.legend(fontsize=7)
     ax.set_xlabel("number of states K")
     ax.set_ylabel("held-out LL per bin")
     ax.set_title("Choosing K")

@@ -18,7 +18,14 @@ class NStatesSelection:
     n_states (m,); train_log_likelihoods, test_log_likelihoods (m,); test_per_bin (m,)
     held-out log-likelihood per observed bin; aic, bic (m,) on the training data;
     best_n_states: the K with the highest held-out log-likelihood; fits: one
-    :class:`HMMFitResult` per K."""
+    :class:`HMMFitResult` per K.
+
+    test_trial_log_likelihoods (m, n_test): the held-out log-likelihood of each test trial;
+    test_standard_errors (m,): standard error of (held-out LL of K) - (held-out LL of the
+    best K), from the paired per-trial differences (0 for the best K; NaN with one test
+    trial); parsimonious_n_states: the smallest K whose held-out log-likelihood is within
+    one standard error of the best (the one-standard-error rule: a larger K must beat it
+    by more than the trial-to-trial noise of the held-out score)."""
 
     n_states: np.ndarray
     train_log_likelihoods: np.ndarray
@@ -28,6 +35,9 @@ class NStatesSelection:
     bic: np.ndarray
     best_n_states: int
     fits: tuple[HMMFitResult, ...]
+    test_trial_log_likelihoods: np.ndarray
+    test_standard_errors: np.ndarray
+    parsimonious_n_states: int
 
 
 def select_n_states(train, test, n_states, dt: float, *, n_restarts: int = 3, seed: int = 0,
@@ -39,18 +49,27 @@ def select_n_states(train, test, n_states, dt: float, *, n_restarts: int = 3, se
     ks = [int(k) for k in np.atleast_1d(n_states)]
     if not ks:
         raise ValueError("n_states must list at least one number of states")
-    rows, fits = [], []
+    rows, fits, per_trial = [], [], []
     for K in ks:
         model = PoissonHMM(K, dt, **model_kwargs)
         fit = model.fit(train, n_restarts=n_restarts, seed=seed, max_iter=max_iter, tol=tol,
                         progress=progress)
-        test_ll = model.log_likelihood(test, fit.params)
-        rows.append((fit.log_likelihood, test_ll, model.score(test, fit.params),
+        trial_ll = model.log_likelihood(test, fit.params, per_trial=True)
+        rows.append((fit.log_likelihood, float(trial_ll.sum()), model.score(test, fit.params),
                      model.aic(train, fit.params), model.bic(train, fit.params)))
         fits.append(fit)
+        per_trial.append(trial_ll)
     tr, te, pb, aic, bic = (np.array(c) for c in zip(*rows))
-    return NStatesSelection(np.array(ks), tr, te, pb, aic, bic, ks[int(np.argmax(te))],
-                            tuple(fits))
+    per_trial = np.array(per_trial)
+    best = int(np.argmax(te))
+    diff = per_trial - per_trial[best]  # paired over test trials
+    n = per_trial.shape[1]
+    se = (np.sqrt(n) * diff.std(axis=1, ddof=1) if n > 1
+          else np.where(np.arange(len(ks)) == best, 0.0, np.nan))
+    within = np.flatnonzero(te >= te[best] - np.nan_to_num(se, nan=0.0))
+    parsimonious = min(ks[i] for i in within)
+    return NStatesSelection(np.array(ks), tr, te, pb, aic, bic, ks[best], tuple(fits),
+                            per_trial, se, parsimonious)
 
 
 def align_states(rates_fit, rates_ref) -> np.ndarray:
