@@ -160,11 +160,12 @@ def test_unit_pulse_reduction_equals_per_bin_likelihood():
     yy, vv = M._as_trials(y)
     spec = M._make_spec(60, DT, "pulse", 0.01, None, [0, 0.002, 0.004], "poisson")
     assert spec.reduced
-    data = M._data(spec, yy, vv)
-    P = {"Q": jnp.eye(6) * 0.05, "m0": jnp.full(6, np.log(30.0)), "P0": jnp.eye(6),
-         "gamma": jnp.array([-1.0, 0.5])}
-    x0 = jnp.full((7, 6), np.log(30.0))
-    with jax.enable_x64(True):
+    with jax.enable_x64(True):  # private functions: the inputs must be float64 already
+        data = M._data(spec, yy, vv)
+        P = {"Q": jnp.eye(6) * 0.05, "m0": jnp.full(6, np.log(30.0)), "P0": jnp.eye(6),
+             "gamma": jnp.array([-1.0, 0.5])}
+        x0 = jnp.full((7, 6), np.log(30.0))
+        assert all(a.dtype == jnp.float64 for a in data)
         outs = [M._estep(P, data, x0, DT, link="poisson", reduced=red, max_iter=50, tol=1e-11)
                 for red in (True, False)]
     np.testing.assert_allclose(np.asarray(outs[0][0].mode), np.asarray(outs[1][0].mode),
