@@ -2,7 +2,7 @@
 
 Four recordings of 20, 35, 50 and 60 different neurons share one 3-D latent dynamics
 (a damped rotation plus a slow decay). For each training length per recording (short:
-400 and 1,000 bins; long: 6,000 bins) we fit
+400 and 1,000 bins; long: 4,000 bins) we fit
 
 * the shared Poisson LDS (:class:`spikessm.models.shared.SharedPoissonLDS`), and
 * separate fits: every recording alone (``share_dynamics=False``: per-recording A, b, Q,
@@ -98,7 +98,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="one seed, fewer samples")
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
-    ap.add_argument("--lengths", type=int, nargs="*", default=[400, 1000, 6000])
+    ap.add_argument("--lengths", type=int, nargs="*", default=[400, 1000, 4000])
     ap.add_argument("--single-peer", action="store_true",
                     help="also score separate PoissonLDS fits")
     args = ap.parse_args()

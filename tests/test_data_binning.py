@@ -250,17 +250,3 @@ def test_container_saves_and_loads_bit_identically(tmp_path):
         assert np.array_equal(getattr(rec, f), getattr(back, f))
         assert getattr(rec, f).dtype == getattr(back, f).dtype
     assert back.provenance == rec.provenance and back.bin_width == rec.bin_width
-
-
-def test_docs_examples_run(tmp_path, monkeypatch):
-    """Every ```python block of docs/data.md runs, in order, in a scratch folder."""
-    import re
-    from pathlib import Path
-    doc = Path(__file__).resolve().parents[1] / "docs" / "data.md"
-    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.S)
-    assert len(blocks) >= 6
-    monkeypatch.chdir(tmp_path)
-    namespace: dict = {}
-    for code in blocks:
-        exec(compile(code, str(doc), "exec"), namespace)
-    assert (tmp_path / "params.npz").exists() and (tmp_path / "results" / "summary.json").exists()

@@ -21,3 +21,21 @@ def check_bin_width(value, name: str = "bin_width") -> float:
     if not np.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive number of seconds, got {value}")
     return float(value)
+
+
+def as_float_array(x, name: str) -> np.ndarray:
+    """A float64 copy of ``x``; TypeError naming ``name`` for None, strings, complex numbers
+    or non-numeric entries (``np.array`` raises an anonymous error for those, or silently
+    drops an imaginary part)."""
+    if x is None or isinstance(x, (str, bytes)):
+        raise TypeError(f"{name} must be an array of real numbers, got {type(x).__name__}")
+    try:
+        complex_input = np.iscomplexobj(x)
+    except (TypeError, ValueError):
+        complex_input = False
+    if complex_input:
+        raise TypeError(f"{name} must be real, not complex")
+    try:
+        return np.array(x, dtype=np.float64, copy=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise TypeError(f"{name} must be an array of real numbers ({exc})") from None

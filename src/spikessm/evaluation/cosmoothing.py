@@ -79,7 +79,10 @@ def co_smoothing(params: PLDSParams, train_spikes, test_spikes, held_out,
     train = as_trial_list(train_spikes, "train_spikes", feature_dim=params.n_neurons)
     check_counts(test, "test_spikes")
     check_counts(train, "train_spikes")
-    held = np.unique(np.asarray(held_out, dtype=np.int64))
+    held = np.asarray(held_out) if not isinstance(held_out, (str, bytes)) else None
+    if held is None or held.dtype.kind not in "iu":
+        raise TypeError(f"held_out must be integer neuron indices, got {held_out!r}")
+    held = np.unique(held.astype(np.int64).ravel())
     if held.size == 0 or held.min() < 0 or held.max() >= params.n_neurons:
         raise ValueError(f"held_out must name neurons in 0..{params.n_neurons - 1}")
     if held.size == params.n_neurons:
@@ -95,9 +98,14 @@ def co_smoothing(params: PLDSParams, train_spikes, test_spikes, held_out,
                        gaussian_covariance="full" if params.n_gaussian else "diagonal")
     post = model.smooth(held_in, [t[:, keep] for t in test], test_gaussian)
     Ch, dh = params.C[held], params.d[held]
-    rates = [np.exp(mu @ Ch.T + dh + 0.5 * np.einsum("ni,tij,nj->tn", Ch, S, Ch))
-             for mu, S in zip(post.means, post.covs)]
-    ll = sum(poisson_ll(t[:, held], r * dt) for t, r in zip(test, rates))
+    with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+        rates = [np.exp(mu @ Ch.T + dh + 0.5 * np.einsum("ni,tij,nj->tn", Ch, S, Ch))
+                 for mu, S in zip(post.means, post.covs)]
+        ll = sum(poisson_ll(t[:, held], r * dt) for t, r in zip(test, rates))
+    if not np.isfinite(ll):
+        raise FloatingPointError("the co-smoothing log-likelihood is not finite: the "
+                                 "held-out neurons' predicted rates overflow or underflow "
+                                 "float64 at these params (check params.d and params.C)")
     return _result(ll, train, test, held, rates)
 
 
@@ -116,7 +124,10 @@ def sqrt_gaussian_co_smoothing(train_spikes, test_spikes, held_out, state_dim: i
     check_counts(train, "train_spikes")
     check_counts(test, "test_spikes")
     N = train[0].shape[1]
-    held = np.unique(np.asarray(held_out, dtype=np.int64))
+    held = np.asarray(held_out) if not isinstance(held_out, (str, bytes)) else None
+    if held is None or held.dtype.kind not in "iu":
+        raise TypeError(f"held_out must be integer neuron indices, got {held_out!r}")
+    held = np.unique(held.astype(np.int64).ravel())
     if held.size == 0 or held.min() < 0 or held.max() >= N or held.size == N:
         raise ValueError(f"held_out must name some but not all neurons in 0..{N - 1}")
     keep = np.setdiff1d(np.arange(N), held)

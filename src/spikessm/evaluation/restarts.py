@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._checks import check_int
 from ..data.trials import as_trial_list
 from ..models.plds.compat import hybrid_result, point_process_result
 from ..models.plds.model import PoissonLDS, check_counts
@@ -66,13 +67,17 @@ def _split_trials(K, fraction, seed):
 
 
 def _best_of(spikes, gaussian, state_dim, *, n_restarts, holdout_fraction, holdout, n_iter,
-             init, ridge_lambda, seed, bin_width, n_samples, gaussian_covariance, progress):
+             init, ridge_lambda, seed, bin_width, n_samples, gaussian_covariance, progress,
+             names=("spikes", "gaussian")):
     _check(n_restarts, holdout_fraction, holdout)
-    trials = as_trial_list(spikes, "spikes", min_length=1)
-    check_counts(trials, "spikes")
-    gtrials = None if gaussian is None else as_trial_list(gaussian, "gaussian", min_length=1)
+    check_int(n_iter, "n_iter", 1)
+    check_int(n_samples, "n_samples", 10)  # as the predictive scores (checked before fitting)
+    sname, gname = names
+    trials = as_trial_list(spikes, sname, min_length=1)
+    check_counts(trials, sname)
+    gtrials = None if gaussian is None else as_trial_list(gaussian, gname, min_length=1)
     if gtrials is not None and len(gtrials) != len(trials):
-        raise ValueError(f"gaussian has {len(gtrials)} trials; spikes has {len(trials)}")
+        raise ValueError(f"{gname} has {len(gtrials)} trials; {sname} has {len(trials)}")
     model = PoissonLDS(state_dim, bin_width, gaussian_covariance=gaussian_covariance)
     seeds = [int(seed) + r for r in range(int(n_restarts))]
     if holdout == "time":
@@ -135,7 +140,8 @@ def fit_point_process_em_best_of(observations, state_dim: int, *, n_restarts: in
     return _best_of(observations, None, state_dim, n_restarts=n_restarts,
                     holdout_fraction=holdout_fraction, holdout=holdout, n_iter=n_iter,
                     init=init, ridge_lambda=ridge_lambda, seed=seed, bin_width=bin_width,
-                    n_samples=n_samples, gaussian_covariance="diagonal", progress=progress)
+                    n_samples=n_samples, gaussian_covariance="diagonal", progress=progress,
+                    names=("observations", "gaussian_observations"))
 
 
 def fit_hybrid_em_best_of(poisson_observations, gaussian_observations, state_dim: int, *,
@@ -152,7 +158,8 @@ def fit_hybrid_em_best_of(poisson_observations, gaussian_observations, state_dim
                     n_restarts=n_restarts, holdout_fraction=holdout_fraction, holdout=holdout,
                     n_iter=n_iter, init=init, ridge_lambda=ridge_lambda, seed=seed,
                     bin_width=bin_width, n_samples=n_samples,
-                    gaussian_covariance=gaussian_covariance, progress=progress)
+                    gaussian_covariance=gaussian_covariance, progress=progress,
+                    names=("poisson_observations", "gaussian_observations"))
 
 
 @dataclass(frozen=True)
@@ -179,9 +186,12 @@ def select_state_dim(spikes, state_dims, *, gaussian=None, **kw) -> StateDimSwee
     """Fit each state dimension with restarts (as :func:`fit_point_process_em_best_of` /
     :func:`fit_hybrid_em_best_of`, same keyword arguments and the same held-out split for
     every dimension) and pick the dimension with the best held-out score."""
-    dims = [int(d) for d in state_dims]
-    if not dims or min(dims) < 1:
-        raise ValueError(f"state_dims must be positive integers, got {state_dims!r}")
+    if isinstance(state_dims, (str, bytes)) or not np.iterable(state_dims):
+        raise TypeError(f"state_dims must be a sequence of positive integers, got "
+                        f"{state_dims!r}")
+    dims = [check_int(d, "state_dims[...]", 1) for d in state_dims]
+    if not dims:
+        raise ValueError("state_dims must name at least one state dimension")
     res = []
     for d in dims:
         if gaussian is None:

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import logsumexp
 
-from ..._checks import check_bin_width, check_int
+from ..._checks import as_float_array, check_bin_width, check_int
 from ..._jax import x64
 from ...kernels import kalman as K
 from .ppaf import check_spikes
@@ -43,24 +43,42 @@ def bayesian_decoder(spikes, grid, log_intensity_grid, *, prior=None, bin_width=
       :class:`StaticDecoderResult` (posterior means and modes per bin).
     """
     y, mask = check_spikes(spikes, "poisson")
-    grid = np.asarray(grid, dtype=np.float64)
-    F = np.asarray(log_intensity_grid, dtype=np.float64)
+    grid = as_float_array(grid, "grid")
+    F = as_float_array(log_intensity_grid, "log_intensity_grid")
+    if grid.ndim != 2 or grid.shape[0] < 1 or grid.shape[1] < 1:
+        raise ValueError(f"grid must be (G, dim) with G, dim >= 1, got shape {grid.shape}")
     G = grid.shape[0]
-    if grid.ndim != 2 or F.shape != (G, y.shape[1]):
-        raise ValueError(f"grid must be (G, dim) and log_intensity_grid (G, N={y.shape[1]}); "
-                         f"got {grid.shape} and {F.shape}")
+    if F.shape != (G, y.shape[1]):
+        raise ValueError(f"log_intensity_grid must be (G={G}, N={y.shape[1]}), got {F.shape}")
+    if not np.all(np.isfinite(grid)):
+        raise ValueError("grid must be finite")
     if not np.all(np.isfinite(F)):
         raise ValueError("log_intensity_grid must be finite")
     dt = check_bin_width(bin_width)
     chunk = check_int(chunk, "chunk", 1)
-    logp = np.zeros(G) if prior is None else np.log(np.asarray(prior, dtype=np.float64))
-    if logp.shape != (G,) or np.any(np.isnan(logp)):
-        raise ValueError(f"prior must be ({G},) non-negative weights")
+    if isinstance(level, bool) or not isinstance(level, (int, float, np.integer, np.floating)):
+        raise TypeError(f"level must be a number in (0, 1), got {level!r}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if prior is None:
+        logp = np.zeros(G)
+    else:
+        w = as_float_array(prior, "prior")
+        if w.shape != (G,) or not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
+            raise ValueError(f"prior must be ({G},) finite non-negative weights, not all 0")
+        with np.errstate(divide="ignore"):
+            logp = np.log(w)
     if truth is not None:
-        truth = np.asarray(truth, dtype=np.float64)
+        truth = as_float_array(truth, "truth")
         if truth.shape != (y.shape[0], grid.shape[1]):
             raise ValueError(f"truth must be ({y.shape[0]}, {grid.shape[1]}), got {truth.shape}")
-    lam = dt * np.exp(F)  # (G, N)
+        if not np.all(np.isfinite(truth)):
+            raise ValueError("truth must be finite")
+    with np.errstate(over="ignore"):
+        lam = dt * np.exp(F)  # (G, N)
+    if not np.all(np.isfinite(lam)):
+        raise ValueError("log_intensity_grid is too large: bin_width * exp(log_intensity_grid)"
+                         " overflows float64")
     means, maps, in_hpd = [], [], []
     for s in range(0, y.shape[0], chunk):
         ys = y[s:s + chunk]
@@ -114,16 +132,26 @@ def kalman_decoder(train_spikes, train_states, test_spikes, *, smooth=False,
       :class:`PPAFResult` (its ``log_likelihoods`` are the exact Gaussian terms of this
       linear model).
     """
-    Y1, m1 = check_spikes(train_spikes, "poisson")
-    Y2, m2 = check_spikes(test_spikes, "poisson")
+    Y1, m1 = check_spikes(train_spikes, "poisson", "train_spikes")
+    Y2, m2 = check_spikes(test_spikes, "poisson", "test_spikes")
     if m1 is not None or m2 is not None:
-        raise ValueError("kalman_decoder needs complete spike counts (no NaN)")
-    X1 = np.asarray(train_states, dtype=np.float64)
+        raise ValueError("kalman_decoder needs complete train_spikes and test_spikes (no NaN)")
+    X1 = as_float_array(train_states, "train_states")
     if X1.ndim == 1:
         X1 = X1[:, None]
-    if X1.shape[0] != Y1.shape[0] or Y1.shape[1] != Y2.shape[1]:
+    if X1.ndim != 2 or X1.shape[1] < 1 or X1.shape[0] != Y1.shape[0] \
+            or Y1.shape[1] != Y2.shape[1]:
         raise ValueError(f"train_states must be (T1={Y1.shape[0]}, d) and test_spikes "
                          f"(T2, N={Y1.shape[1]}); got {X1.shape} and {Y2.shape}")
+    if X1.shape[0] < 3:
+        raise ValueError(f"train_states and train_spikes need at least 3 time steps, got "
+                         f"{X1.shape[0]}")
+    if not np.all(np.isfinite(X1)):
+        raise ValueError("train_states must be finite")
+    if isinstance(ridge, bool) or not isinstance(ridge, (int, float, np.integer, np.floating)):
+        raise TypeError(f"ridge must be a number >= 0, got {ridge!r}")
+    if not (np.isfinite(ridge) and ridge >= 0):
+        raise ValueError(f"ridge must be a finite number >= 0, got {ridge}")
     A, b, Q = _lstsq_with_intercept(X1[:-1], X1[1:])
     H, c, R = _lstsq_with_intercept(X1, Y1)
     R = R + ridge * np.trace(R) / R.shape[0] * np.eye(R.shape[0])
@@ -139,6 +167,10 @@ def kalman_decoder(train_spikes, train_states, test_spikes, *, smooth=False,
     else:
         fm, fc, pm, pc, ll = out
     ll = np.asarray(ll)
+    if not (np.all(np.isfinite(ll)) and np.all(np.isfinite(np.asarray(fm)))):
+        raise FloatingPointError("the Kalman decoder produced non-finite estimates: the "
+                                 "least-squares model of train_spikes / train_states is "
+                                 "degenerate (constant or collinear channels?)")
     return PPAFResult(
         filtered_means=np.asarray(fm), filtered_covs=np.asarray(fc),
         predicted_means=np.asarray(pm), predicted_covs=np.asarray(pc), log_likelihoods=ll,

@@ -18,13 +18,21 @@ predicted rates exp(C m-), a different quantity.
 
 from __future__ import annotations
 
-from .ppaf import ppaf_filter, ppaf_smoother
+from .ppaf import _decode, ppaf_filter, ppaf_smoother
 from .results import CMGFPoissonFilterResult
+
+NAMES = {"spikes": "observations", "A": "transition_matrix", "C": "observation_matrix",
+         "Q": "transition_covariance", "m0": "initial_state_mean",
+         "P0": "initial_state_covariance", "max_iter": "num_iter"}
 
 
 def _call(fn, observations, A, C, Q, x0, P0, baseline, bin_width, iterated, num_iter, tol):
-    return fn(observations, A, Q, x0, P0, C=C, baseline=baseline, bin_width=bin_width,
-              observation="poisson", iterated=iterated, max_iter=num_iter, tol=tol)
+    if C is None:
+        raise TypeError("observation_matrix must be an (N, d) array, got None")
+    mode = "smooth" if fn is ppaf_smoother else "filter"
+    return _decode(observations, A, Q, x0, P0, C=C, baseline=baseline, log_intensity=None,
+                   intensity_params=None, bin_width=bin_width, observation="poisson",
+                   iterated=iterated, max_iter=num_iter, tol=tol, mode=mode, names=NAMES)
 
 
 def cmgf_poisson_filter(observations, transition_matrix, observation_matrix,

@@ -24,43 +24,47 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..._checks import check_bin_width, check_int
+from ..._checks import as_float_array, check_bin_width, check_int
 from ..._jax import x64
 from ...kernels import ppaf as KP
 from .results import PPAFResult
 
 FAMILIES = ("poisson", "bernoulli")
+MAX_COUNT = 1e12  # larger "counts" overflow the count constants (lgamma) and are not counts
 
 
 # --------------------------------------------------------------------------------------
 # Input checks (shared with the hybrid filter and the CMGF functions)
 # --------------------------------------------------------------------------------------
-def check_spikes(spikes, observation: str):
+def check_spikes(spikes, observation: str, name: str = "spikes"):
     """(T, N) float64 copy of ``spikes`` with missing entries (NaN) set to 0, and the
     observed mask (None when nothing is missing)."""
     if observation not in FAMILIES:
         raise ValueError(f"observation must be one of {FAMILIES}, got {observation!r}")
-    y = np.array(spikes, dtype=np.float64, copy=True)
+    y = as_float_array(spikes, name)
     if y.ndim == 1:
         y = y[:, None]
     if y.ndim != 2 or y.shape[0] < 1 or y.shape[1] < 1:
-        raise ValueError(f"spikes must be a (T, N) array of counts, got shape {np.shape(spikes)}")
+        raise ValueError(f"{name} must be a (T, N) array of counts, got shape {y.shape}")
     missing = np.isnan(y)
     mask = None
     if missing.any():
         mask = ~missing
         y[missing] = 0.0
     if np.isinf(y).any():
-        raise ValueError("spikes must be finite counts (NaN marks a missing entry); got inf")
+        raise ValueError(f"{name} must be finite counts (NaN marks a missing entry); got inf")
     if y.min() < 0 or np.any(y != np.floor(y)):
-        raise ValueError("spikes must hold non-negative integer counts (NaN = missing)")
+        raise ValueError(f"{name} must hold non-negative integer counts (NaN = missing)")
+    if y.max() > MAX_COUNT:
+        raise ValueError(f"{name} has a count of {y.max():g} in one bin; counts above "
+                         f"{MAX_COUNT:g} are not spike counts")
     if observation == "bernoulli" and y.max() > 1:
-        raise ValueError("observation='bernoulli' needs 0/1 spikes; got counts above 1")
+        raise ValueError(f"observation='bernoulli' needs 0/1 {name}; got counts above 1")
     return y, mask
 
 
 def check_matrix(M, name: str, shape, *, spd: bool = False):
-    M = np.array(M, dtype=np.float64, copy=True)
+    M = as_float_array(M, name)
     if M.shape != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {M.shape}")
     if not np.all(np.isfinite(M)):
@@ -76,14 +80,19 @@ def check_matrix(M, name: str, shape, *, spd: bool = False):
     return M
 
 
-def check_state_model(A, Q, m0, P0):
-    m0 = np.array(m0, dtype=np.float64, copy=True).reshape(-1)
+def check_state_model(A, Q, m0, P0, names=("A", "Q", "m0", "P0")):
+    """``names``: the caller's names of the four arguments (for the error messages)."""
+    nA, nQ, nm, nP = names
+    m0 = as_float_array(m0, nm)
+    if m0.ndim > 1 or m0.size < 1:
+        raise ValueError(f"{nm} must be a (d,) vector with d >= 1, got shape {m0.shape}")
+    m0 = m0.reshape(-1)
     d = m0.shape[0]
-    A = check_matrix(A, "A", (d, d))
-    Q = check_matrix(Q, "Q", (d, d), spd=True)
-    P0 = check_matrix(P0, "P0", (d, d), spd=True)
+    A = check_matrix(A, nA, (d, d))
+    Q = check_matrix(Q, nQ, (d, d), spd=True)
+    P0 = check_matrix(P0, nP, (d, d), spd=True)
     if not np.all(np.isfinite(m0)):
-        raise ValueError("m0 must be finite")
+        raise ValueError(f"{nm} must be finite")
     return A, Q, m0, P0
 
 
@@ -91,7 +100,7 @@ def check_offsets(baseline, T: int, N: int, name: str = "baseline"):
     """Offsets as (N,) (shared by all bins) or (T, N)."""
     if baseline is None:
         return np.zeros(N)
-    b = np.array(baseline, dtype=np.float64, copy=True)
+    b = as_float_array(baseline, name)
     if b.shape not in ((N,), (T, N)):
         raise ValueError(f"{name} must have shape ({N},) or ({T}, {N}), got {b.shape}")
     if not np.all(np.isfinite(b)):
@@ -167,10 +176,16 @@ _goal_prior = jax.jit(KP.goal_prior, static_argnames=("T", "target_time"))
 
 
 def _prepare(spikes, A, Q, m0, P0, C, baseline, log_intensity, intensity_params, bin_width,
-             observation):
-    y, mask = check_spikes(spikes, observation)
+             observation, names=None):
+    """``names``: the caller's argument names where they differ from this module's (e.g.
+    ``{"A": "transition_matrix"}`` for the nSTAT CMGF API), used in error messages."""
+    nm = {k: k for k in ("spikes", "A", "Q", "m0", "P0", "C")}
+    nm.update(names or {})
+    y, mask = check_spikes(spikes, observation, nm["spikes"])
     T, N = y.shape
-    A, Q, m0, P0 = check_state_model(A, Q, m0, P0)
+    A, Q, m0, P0 = check_state_model(A, Q, m0, P0, (nm["A"], nm["Q"], nm["m0"], nm["P0"]))
+    if C is not None:
+        C = check_matrix(C, nm["C"], (N, m0.shape[0]))
     C, f = check_intensity(C, log_intensity, intensity_params, m0.shape[0], N)
     dt = check_bin_width(bin_width)
     off = check_offsets(baseline, T, N)
@@ -179,12 +194,13 @@ def _prepare(spikes, A, Q, m0, P0, C, baseline, log_intensity, intensity_params,
 
 @x64
 def _decode(spikes, A, Q, m0, P0, *, C, baseline, log_intensity, intensity_params, bin_width,
-            observation, iterated, max_iter, tol, mode, lag=0, goal=None) -> PPAFResult:
+            observation, iterated, max_iter, tol, mode, lag=0, goal=None,
+            names=None) -> PPAFResult:
     y, mask, A, Q, m0, P0, C, f, dt, off = _prepare(
         spikes, A, Q, m0, P0, C, baseline, log_intensity, intensity_params, bin_width,
-        observation)
+        observation, names)
     T = y.shape[0]
-    max_iter = check_int(max_iter, "max_iter", 1)
+    max_iter = check_int(max_iter, (names or {}).get("max_iter", "max_iter"), 1)
     if mode == "lag":
         lag = check_int(lag, "lag", 1)
     a = None
@@ -205,7 +221,8 @@ def _decode(spikes, A, Q, m0, P0, *, C, baseline, log_intensity, intensity_param
                mode=mode, lag=lag, fast=fast)
     s = out["steps"]
     ll = np.asarray(s.log_likelihoods) + count_constants(y, dt, observation)
-    if not np.all(np.isfinite(np.asarray(s.filtered_means))):
+    if not (np.all(np.isfinite(np.asarray(s.filtered_means))) and np.all(np.isfinite(ll))
+            and np.all(np.isfinite(np.asarray(s.filtered_covs)))):
         raise FloatingPointError("the filter produced non-finite estimates (an intensity "
                                  "overflowed?); check the model's scale")
     sm_m, sm_c = (None, None) if "sm" not in out else (np.asarray(out["sm"][0]),
@@ -301,9 +318,10 @@ def goal_directed_filter(spikes, A, Q, m0, P0, target, *, target_cov, target_tim
     Returns:
       :class:`PPAFResult`.
     """
-    d = np.asarray(m0).reshape(-1).shape[0]
-    T = np.shape(spikes)[0]
-    target = np.asarray(target, dtype=np.float64).reshape(-1)
+    # spikes and the state model are checked first: T and d come from them
+    T = check_spikes(spikes, observation)[0].shape[0]
+    d = check_state_model(A, Q, m0, P0)[2].shape[0]
+    target = as_float_array(target, "target").reshape(-1)
     if target.shape != (d,) or not np.all(np.isfinite(target)):
         raise ValueError(f"target must be a finite ({d},) state, got shape {target.shape}")
     target_cov = check_matrix(target_cov, "target_cov", (d, d), spd=True)

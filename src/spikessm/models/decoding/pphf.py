@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..._checks import check_bin_width, check_int
+from ..._checks import as_float_array, check_bin_width, check_int
 from ..._jax import x64
 from ...kernels import ppaf as KP
 from .ppaf import (
@@ -25,7 +25,7 @@ from .results import HybridFilterResult
 
 
 def _per_mode(X, name, M, shape, *, spd=False):
-    X = np.asarray(X, dtype=np.float64)
+    X = as_float_array(X, name)
     if X.shape == tuple(shape):
         X = np.broadcast_to(X, (M,) + tuple(shape))
     if X.shape != (M,) + tuple(shape):
@@ -35,7 +35,7 @@ def _per_mode(X, name, M, shape, *, spd=False):
 
 
 def _transition(Pt):
-    Pt = np.array(Pt, dtype=np.float64, copy=True)
+    Pt = as_float_array(Pt, "transition_matrix")
     if Pt.ndim != 2 or Pt.shape[0] != Pt.shape[1] or Pt.shape[0] < 1:
         raise ValueError(f"transition_matrix must be square (M, M), got shape {Pt.shape}")
     if not np.all(np.isfinite(Pt)) or np.any(Pt < 0) or not np.allclose(Pt.sum(1), 1.0,
@@ -77,7 +77,9 @@ def hybrid_filter(spikes, transition_matrix, A, Q, m0, P0, *, initial_mode_probs
     mask = np.ones((T, N), bool) if mask is None else mask
     Pt = _transition(transition_matrix)
     M = Pt.shape[0]
-    m0 = np.asarray(m0, dtype=np.float64)
+    m0 = as_float_array(m0, "m0")
+    if m0.ndim not in (1, 2) or m0.shape[-1] < 1:
+        raise ValueError(f"m0 must have shape (d,) or ({M}, d), got {m0.shape}")
     d = m0.shape[-1]
     m0 = np.broadcast_to(m0, (M, d)).copy() if m0.shape == (d,) else m0
     if m0.shape != (M, d) or not np.all(np.isfinite(m0)):
@@ -86,14 +88,15 @@ def hybrid_filter(spikes, transition_matrix, A, Q, m0, P0, *, initial_mode_probs
     Q = _per_mode(Q, "Q", M, (d, d), spd=True)
     P0 = _per_mode(P0, "P0", M, (d, d), spd=True)
     p0 = (np.full(M, 1.0 / M) if initial_mode_probs is None
-          else np.asarray(initial_mode_probs, dtype=np.float64))
-    if p0.shape != (M,) or np.any(p0 < 0) or not np.isclose(p0.sum(), 1.0):
+          else as_float_array(initial_mode_probs, "initial_mode_probs"))
+    if p0.shape != (M,) or not np.all(np.isfinite(p0)) or np.any(p0 < 0) \
+            or not np.isclose(p0.sum(), 1.0):
         raise ValueError(f"initial_mode_probs must be ({M},) non-negative, summing to 1")
     dt = check_bin_width(bin_width)
     max_iter = check_int(max_iter, "max_iter", 1)
     Cs, fs = None, None
     if C is not None:
-        C = np.asarray(C, dtype=np.float64)
+        C = as_float_array(C, "C")
         C = np.broadcast_to(C, (M, N, d)) if C.shape == (N, d) else C
         if C.shape != (M, N, d):
             raise ValueError(f"C must have shape ({N}, {d}) or ({M}, {N}, {d}), got {C.shape}")
@@ -106,7 +109,7 @@ def hybrid_filter(spikes, transition_matrix, A, Q, m0, P0, *, initial_mode_probs
     if baseline is None:
         off = np.zeros((M, T, N))
     else:
-        b = np.asarray(baseline, dtype=np.float64)
+        b = as_float_array(baseline, "baseline")
         if b.ndim == 3 or (b.ndim == 2 and b.shape == (M, N) and b.shape != (T, N)):
             b = b if b.ndim == 3 else b[:, None, :]
             if b.shape[0] != M:
@@ -123,6 +126,10 @@ def hybrid_filter(spikes, transition_matrix, A, Q, m0, P0, *, initial_mode_probs
     if not np.all(np.isfinite(probs)):
         raise FloatingPointError("the hybrid filter produced non-finite mode probabilities")
     ll = np.asarray(out.log_likelihoods) + count_constants(y, dt, observation)
+    if not (np.all(np.isfinite(ll)) and np.all(np.isfinite(np.asarray(out.means)))
+            and np.all(np.isfinite(np.asarray(out.covs)))):
+        raise FloatingPointError("the hybrid filter produced non-finite estimates (an "
+                                 "intensity overflowed?); check the model's scale")
     return HybridFilterResult(
         mode_probabilities=probs, modes=np.argmax(probs, axis=1), means=np.asarray(out.means),
         covs=np.asarray(out.covs), mode_means=np.asarray(out.mode_means),

@@ -40,17 +40,25 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..._checks import as_float_array
+
 __all__ = ["GaussianBumps", "Zernike", "BSpline1D", "TensorProduct"]
 
 
 def _float_array(value, name: str, ndim: int) -> np.ndarray:
-    arr = np.array(value, dtype=np.float64)  # a copy: never keep a reference to user data
+    arr = as_float_array(value, name)  # a copy: never keep a reference to user data
     if arr.ndim != ndim:
         raise ValueError(f"{name} must be a {ndim}-D array, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite")
     arr.setflags(write=False)
     return arr
+
+
+def _positive_number(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
 
 
 def _evaluate(basis, x, fn):
@@ -61,12 +69,20 @@ def _evaluate(basis, x, fn):
     (or tracer) with ``xp = jax.numpy`` (jit-able, differentiable)."""
     xp = jnp if isinstance(x, jax.Array) else np
     if xp is np:
-        x = np.asarray(x, dtype=np.float64)
+        x = as_float_array(x, "x")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("x must be finite (no NaN or inf)")
     elif not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))
     if x.ndim == 0 or x.shape[-1] != basis.dim:
         raise ValueError(f"x must have shape (..., {basis.dim}), got {x.shape}")
-    return fn(x, xp)
+    if xp is not np:
+        return fn(x, xp)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = fn(x, xp)
+    if not np.all(np.isfinite(out)):
+        raise ValueError("x is too large: the basis features overflow float64")
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,7 +101,7 @@ class GaussianBumps:
         c = _float_array(self.centers, "centers", 2)
         if c.shape[0] < 1 or c.shape[1] < 1:
             raise ValueError(f"centers must have shape (B, dim) with B, dim >= 1, got {c.shape}")
-        w = float(self.width)
+        w = _positive_number(self.width, "width")
         if not np.isfinite(w) or w <= 0:
             raise ValueError(f"width must be a positive number, got {self.width}")
         object.__setattr__(self, "centers", c)
@@ -134,7 +150,7 @@ class GaussianBumps:
         def fn(xj, xp):
             c = xp.asarray(self.centers, dtype=xj.dtype)
             d2 = xp.sum((xj[..., None, :] - c) ** 2, axis=-1)
-            return xp.exp(-0.5 * d2 / self.width ** 2)
+            return xp.exp(-0.5 * d2 / self.width / self.width)
 
         return _evaluate(self, x, fn)
 
@@ -171,10 +187,10 @@ class Zernike:
             raise TypeError(f"max_order must be an integer, got {type(self.max_order).__name__}")
         if self.max_order < 1:
             raise ValueError(f"max_order must be >= 1, got {self.max_order}")
-        r = float(self.radius)
+        r = _positive_number(self.radius, "radius")
         if not np.isfinite(r) or r <= 0:
             raise ValueError(f"radius must be a positive number, got {self.radius}")
-        c = np.asarray(self.center, dtype=float)
+        c = as_float_array(self.center, "center")
         if c.shape != (2,) or not np.all(np.isfinite(c)):
             raise ValueError(f"center must be two finite numbers, got {self.center}")
         object.__setattr__(self, "max_order", int(self.max_order))

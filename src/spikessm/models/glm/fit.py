@@ -46,7 +46,7 @@ import numpy as np
 import statsmodels.api as sm
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
-from ..._checks import check_bin_width
+from ..._checks import as_float_array, check_bin_width, check_int
 from ..._jax import x64
 from .history import check_history, history_features, history_names
 
@@ -131,11 +131,11 @@ def check_spike_counts(counts, link: str = "log", name: str = "counts") -> np.nd
     """``(T, N)`` float64 copy of non-negative whole-number counts (0/1 for ``logit``)."""
     if link not in _LINKS:
         raise ValueError(f"link must be one of {_LINKS}, got {link!r}")
-    y = np.array(counts, dtype=np.float64)
+    y = as_float_array(counts, name)
     if y.ndim == 1:
         y = y[:, None]
     if y.ndim != 2 or y.shape[0] < 2 or y.shape[1] < 1:
-        raise ValueError(f"{name} must have shape (T, N) with T >= 2, got {np.shape(counts)}")
+        raise ValueError(f"{name} must have shape (T, N) with T >= 2, got {y.shape}")
     if not np.all(np.isfinite(y)):
         raise ValueError(f"{name} must be finite (no NaN or inf)")
     if np.any(y < 0) or np.any(y != np.round(y)):
@@ -150,7 +150,7 @@ def _check_features(features, T: int, N: int) -> np.ndarray:
     """``(N, T, p)`` float64 (broadcast view for shared features)."""
     if features is None:
         return np.zeros((N, T, 0))
-    X = np.asarray(features, dtype=np.float64)
+    X = as_float_array(features, "features")
     if X.ndim == 1:
         X = X[:, None]
     if X.ndim == 2:
@@ -359,7 +359,7 @@ def _prepare(counts, features, bin_width, link, history, ensemble):
         raise ValueError("ensemble terms need at least 2 neurons (counts has 1 column)")
     empty = y.sum(axis=0) == 0
     if empty.any():
-        raise ValueError(f"neurons {np.nonzero(empty)[0].tolist()} have no spikes; their "
+        raise ValueError(f"counts: neurons {np.nonzero(empty)[0].tolist()} have no spikes; their "
                          "maximum-likelihood rate is 0 (drop them before fitting)")
     own = history_features(y, hist) if hist else np.zeros((T, N, 0))
     ensf = history_features(y, ens) if ens else None
@@ -398,8 +398,11 @@ def fit_glm(counts, features=None, *, bin_width, link: str = "log", history=None
     """
     y, bw, X, hist, ens, own, ensf = _prepare(counts, features, bin_width, link, history,
                                               ensemble)
-    if isinstance(l2, bool) or not isinstance(l2, (int, float)) or not (l2 >= 0):
-        raise ValueError(f"l2 must be a non-negative number, got {l2!r}")
+    if isinstance(l2, bool) or not isinstance(l2, (int, float)) or not (0 <= l2 < np.inf):
+        raise ValueError(f"l2 must be a finite non-negative number, got {l2!r}")
+    max_iter = check_int(max_iter, "max_iter", 1)
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 <= tol < np.inf):
+        raise ValueError(f"tol must be a finite non-negative number, got {tol!r}")
     T, N = y.shape
     p = X.shape[2]
     if feature_names is None:
@@ -449,6 +452,9 @@ def log_intensity(fit: GLMFit, basis=None):
     if not isinstance(fit, GLMFit):
         raise TypeError(f"fit must be a GLMFit, got {type(fit).__name__}")
     p = fit.n_covariates
+    if basis is not None and not (callable(basis) and hasattr(basis, "n_features")):
+        raise TypeError(f"basis must be a basis object (callable with n_features), got "
+                        f"{type(basis).__name__}")
     if basis is not None and basis.n_features != p:
         raise ValueError(f"basis has {basis.n_features} features but the fit has {p} "
                          "covariate coefficients")
@@ -457,6 +463,10 @@ def log_intensity(fit: GLMFit, basis=None):
     logit = fit.link == "logit"
 
     def f(x):
+        if not isinstance(x, jax.Array):
+            x = as_float_array(x, "x")
+            if x.ndim < 1 or not np.all(np.isfinite(x)):
+                raise ValueError(f"x must be a finite (..., dim) array, got shape {x.shape}")
         feats = basis(x) if basis is not None else x
         if isinstance(feats, jax.Array):
             eta = feats @ jnp.asarray(W, dtype=feats.dtype) + jnp.asarray(b, dtype=feats.dtype)

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from ..._checks import as_float_array, check_int
+
 __all__ = ["TimeRescaling", "time_rescaling", "time_rescaling_fit"]
 
 
@@ -70,8 +72,10 @@ def time_rescaling(spikes, integrated_intensity, *, discrete: bool = True,
       :class:`TimeRescaling` over the ``n`` intervals between successive spike bins
       (``n >= 2`` required).
     """
-    s = np.asarray(spikes, dtype=np.float64)
-    q = np.asarray(integrated_intensity, dtype=np.float64)
+    s = as_float_array(spikes, "spikes")
+    q = as_float_array(integrated_intensity, "integrated_intensity")
+    if seed is not None:
+        seed = check_int(seed, "seed", 0)
     if s.ndim != 1 or q.shape != s.shape:
         raise ValueError(f"spikes and integrated_intensity must be 1-D of the same length, "
                          f"got shapes {s.shape} and {q.shape}")
@@ -83,8 +87,11 @@ def time_rescaling(spikes, integrated_intensity, *, discrete: bool = True,
         raise ValueError("integrated_intensity must be >= 0 in every bin")
     idx = np.nonzero(s > 0)[0]
     if idx.size < 3:
-        raise ValueError(f"need at least 3 spike bins for the KS test, got {idx.size}")
+        raise ValueError(f"spikes: need at least 3 spike bins for the KS test, got "
+                         f"{idx.size}")
     Q = np.concatenate([[0.0], np.cumsum(q)])       # Q[k] = sum_{t < k} q_t
+    if not np.isfinite(Q[-1]):
+        raise ValueError("integrated_intensity is too large: its sum overflows float64")
     # full bins strictly between successive spike bins, then the spike bin itself
     between = Q[idx[1:]] - Q[idx[:-1] + 1]
     q_spike = q[idx[1:]]
@@ -108,7 +115,11 @@ def time_rescaling_fit(fit, counts, *, discrete: bool = True, seed: int = 0) -> 
     """:func:`time_rescaling` for every neuron of a :class:`~spikessm.models.glm.fit.GLMFit`
     on the data it was fitted to (``counts`` ``(T, N)``); neuron ``i`` uses seed
     ``seed + i``. Returns a list of N :class:`TimeRescaling`."""
-    y = np.asarray(counts, dtype=np.float64)
+    from .fit import GLMFit
+    if not isinstance(fit, GLMFit):
+        raise TypeError(f"fit must be a GLMFit, got {type(fit).__name__}")
+    seed = check_int(seed, "seed", 0)
+    y = as_float_array(counts, "counts")
     if y.ndim == 1:
         y = y[:, None]
     if y.shape != fit.fitted.shape:
@@ -116,5 +127,10 @@ def time_rescaling_fit(fit, counts, *, discrete: bool = True, seed: int = 0) -> 
                          f"{fit.fitted.shape}, got {y.shape}")
     mu = fit.fitted
     q = -np.log1p(-np.clip(mu, 0.0, 1.0 - 1e-15)) if fit.link == "logit" else mu
-    return [time_rescaling(y[:, i], q[:, i], discrete=discrete, seed=seed + i)
-            for i in range(y.shape[1])]
+    out = []
+    for i in range(y.shape[1]):
+        try:
+            out.append(time_rescaling(y[:, i], q[:, i], discrete=discrete, seed=seed + i))
+        except ValueError as exc:  # name this function's argument and the neuron
+            raise ValueError(f"counts[:, {i}]: {exc}") from None
+    return out

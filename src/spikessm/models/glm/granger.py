@@ -23,7 +23,7 @@ import numpy as np
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from ..._checks import check_bin_width
+from ..._checks import as_float_array, check_bin_width, check_int
 from .fit import GLMFit, _check_features, _others, design_matrix, fit_design, fit_glm
 from .history import check_history, history_features
 
@@ -161,21 +161,36 @@ def simulate_network(n_bins: int, *, bin_width: float, baseline_rate, coupling, 
       ``(T, N)`` 0/1 spikes (float64).
     """
     bw = check_bin_width(bin_width)
-    r = np.asarray(baseline_rate, dtype=float)
-    K = np.array(coupling, dtype=float)
+    n_bins = check_int(n_bins, "n_bins", 1)
+    seed = check_int(seed, "seed", 0)
+    r = as_float_array(baseline_rate, "baseline_rate")
+    if r.ndim != 1 or r.size < 1 or not np.all(np.isfinite(r)) or np.any(r <= 0):
+        raise ValueError(f"baseline_rate must be an (N,) array of positive finite rates in Hz, "
+                         f"got shape {r.shape}")
+    K = as_float_array(coupling, "coupling")
+    if not np.all(np.isfinite(K)):
+        raise ValueError("coupling must be finite")
     ens = check_history(ensemble, "ensemble")
+    if not ens:
+        raise ValueError("ensemble window edges are required, e.g. (1, 3)")
     N = r.size
     if K.shape != (N, N, len(ens) - 1):
         raise ValueError(f"coupling must have shape (N, N, E) = ({N}, {N}, {len(ens) - 1}), "
                          f"got {K.shape}")
     K[np.arange(N), np.arange(N)] = 0.0
     hist = check_history(history, "history")
-    Hw = np.zeros((N, 0)) if self_history is None else np.asarray(self_history, dtype=float)
+    Hw = np.zeros((N, 0)) if self_history is None else as_float_array(self_history,
+                                                                       "self_history")
     if Hw.shape != (N, max(len(hist) - 1, 0)):
         raise ValueError(f"self_history must have shape (N, H) matching history, got {Hw.shape}")
+    if not np.all(np.isfinite(Hw)):
+        raise ValueError("self_history must be finite")
     rng = np.random.default_rng(seed)
     y = np.zeros((n_bins, N))
-    base = np.log(bw * r)
+    with np.errstate(over="ignore", divide="ignore"):
+        base = np.log(bw * r)
+    if not np.all(np.isfinite(base)):
+        raise ValueError("bin_width * baseline_rate must be a positive finite number")
     u = rng.uniform(size=(n_bins, N))
 
     def window_sums(t, edges):
@@ -186,5 +201,6 @@ def simulate_network(n_bins: int, *, bin_width: float, baseline_rate, coupling, 
         eta = base + np.einsum("ijw,jw->i", K, window_sums(t, ens))
         if hist:
             eta = eta + np.sum(Hw * window_sums(t, hist), axis=1)
-        y[t] = u[t] < 1.0 / (1.0 + np.exp(-eta))
+        with np.errstate(over="ignore"):
+            y[t] = u[t] < 1.0 / (1.0 + np.exp(-eta))
     return y

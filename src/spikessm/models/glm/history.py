@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..._checks import as_float_array
+
 __all__ = ["check_history", "history_features", "history_names"]
 
 
@@ -56,15 +58,17 @@ def history_features(counts, edges) -> np.ndarray:
       ``(T, N, W)`` float64 array (``(T, W)`` for a 1-D input): feature ``[t, n, w]`` is
       the number of spikes of neuron ``n`` in bins ``t - e_{w+1} + 1 ... t - e_w``.
     """
-    edges = check_history(edges)
+    edges = check_history(edges, "edges")
     if not edges:
         raise ValueError("edges must hold at least 2 window edges")
-    y = np.asarray(counts, dtype=np.float64)
+    y = as_float_array(counts, "counts")
     squeeze = y.ndim == 1
     if squeeze:
         y = y[:, None]
     if y.ndim != 2:
-        raise ValueError(f"counts must have shape (T, N), got {np.shape(counts)}")
+        raise ValueError(f"counts must have shape (T, N), got {y.shape}")
+    if not np.all(np.isfinite(y)) or np.any(y < 0):
+        raise ValueError("counts must be finite and non-negative (no NaN or inf)")
     T = y.shape[0]
     # C[k] = sum_{s < k} y[s]; window [a, b) at t sums y[t-b+1 .. t-a] = C[t-a+1] - C[t-b+1]
     C = np.concatenate([np.zeros((1, y.shape[1])), np.cumsum(y, axis=0)])

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from statsmodels.tsa.api import VAR, AutoReg
 
-from ..._checks import check_bin_width, check_int
+from ..._checks import as_float_array, check_bin_width, check_int
 
 __all__ = ["SpectralGranger", "spectral_granger", "var_transfer"]
 
@@ -98,11 +98,18 @@ def spectral_granger(data, *, fs: float, order: int | None = None, max_order: in
       :class:`SpectralGranger` (``C + 1`` VAR fits: the full model and one reduced model
       per left-out source, shared by all targets).
     """
-    x = np.array(data, dtype=np.float64)
+    x = as_float_array(data, "data")
     if x.ndim != 2 or x.shape[1] < 2:
         raise ValueError(f"data must have shape (T, C) with C >= 2 channels, got {x.shape}")
     if not np.all(np.isfinite(x)):
         raise ValueError("data must be finite (no NaN or inf)")
+    const = np.flatnonzero(np.ptp(x, axis=0) == 0) if x.shape[0] else np.zeros(0, int)
+    if const.size:
+        raise ValueError(f"data channel(s) {const.tolist()} are constant: a VAR needs "
+                         "every channel to vary")
+    if np.max(np.abs(x), initial=0.0) > 1e150:
+        raise ValueError("data values are too large (above 1e150: their squares overflow "
+                         "float64); rescale the data")
     fs = check_bin_width(fs, "fs")
     n_freqs = check_int(n_freqs, "n_freqs", 2)
     T, C = x.shape
@@ -129,5 +136,9 @@ def spectral_granger(data, *, fs: float, order: int | None = None, max_order: in
             Q = np.einsum("fk,fkc,c->f", A_r[:, a, :], H[:, keep, :], lcol)
             spec[i, j] = np.log(S_r[a, a] / (S[i, i] * np.abs(Q) ** 2))
             tdom[i, j] = np.log(S_r[a, a] / S[i, i])
+    off = ~np.eye(C, dtype=bool)
+    if not (np.all(np.isfinite(spec[off])) and np.all(np.isfinite(tdom[off]))):
+        raise FloatingPointError("the spectral Granger measures are not finite: a VAR noise "
+                                 "covariance is singular (collinear or constant channels?)")
     return SpectralGranger(freqs=freqs, spectrum=spec, time_domain=tdom, order=order, fs=fs,
                            coefs=coefs, noise_cov=S)

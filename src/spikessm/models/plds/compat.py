@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..._checks import check_int
 from .model import PLDSFitResult, PoissonLDS
 from .params import PLDSParams
 
@@ -93,10 +94,20 @@ def fit_point_process_em(observations, state_dim: int, *, n_iter: int = 30, seed
       seed, init ("random", "log_empirical_rate", "sqrt_lds"), ridge_lambda: see
       :meth:`PoissonLDS.fit`. bin_width: seconds per bin (1.0: rates per bin, as nSTAT).
     """
-    fit = PoissonLDS(state_dim, bin_width).fit(
-        observations, init=init, seed=seed, max_iter=n_iter, tol=tol,
-        ridge_lambda=ridge_lambda, progress=progress)
+    fit = _fit(PoissonLDS(state_dim, bin_width), observations, None,
+               ("observations", "gaussian_observations"), n_iter, init, seed, tol,
+               ridge_lambda, progress)
     return point_process_result(fit)
+
+
+def _fit(model: PoissonLDS, obs, gauss, names, n_iter, init, seed, tol, ridge_lambda,
+         progress) -> PLDSFitResult:
+    """:meth:`PoissonLDS.fit` with this API's argument names in the error messages."""
+    n_iter = check_int(n_iter, "n_iter", 1)
+    prep = model._prepare(obs, gauss, names=names)
+    return model._fit_batch(prep, [None], [init], [seed], n_iter, tol, ridge_lambda,
+                            newton_iters=50, newton_tol=1e-8, canonical=True,
+                            progress=progress)[0]
 
 
 def fit_hybrid_em(poisson_observations, gaussian_observations, state_dim: int, *,
@@ -106,7 +117,11 @@ def fit_hybrid_em(poisson_observations, gaussian_observations, state_dim: int, *
                   progress: bool = False) -> HybridEMResult:
     """mPPCO_EM: one latent drives Poisson counts and Gaussian channels (R diagonal or
     full, NaN allowed). Arguments as :func:`fit_point_process_em`."""
-    fit = PoissonLDS(state_dim, bin_width, gaussian_covariance=gaussian_covariance).fit(
-        poisson_observations, gaussian_observations, init=init, seed=seed, max_iter=n_iter,
-        tol=tol, ridge_lambda=ridge_lambda, progress=progress)
+    model = PoissonLDS(state_dim, bin_width, gaussian_covariance=gaussian_covariance)
+    if gaussian_observations is None:
+        raise ValueError("gaussian_observations is required for the hybrid model (use "
+                         "fit_point_process_em for spike counts alone)")
+    fit = _fit(model, poisson_observations, gaussian_observations,
+               ("poisson_observations", "gaussian_observations"), n_iter, init, seed, tol,
+               ridge_lambda, progress)
     return hybrid_result(fit)

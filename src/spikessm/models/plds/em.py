@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.linalg import cho_solve
 
 from ...kernels import kalman as K
@@ -108,29 +109,65 @@ def _expected_poisson(C, W, f: _Flat, dt):
     return jnp.where(jnp.isnan(val), -jnp.inf, val), lam
 
 
-def _newton_direction(C, W, lam, f: _Flat, gy_c, gy_w):
-    """Newton step for every neuron from the exact gradient and Hessian."""
+def _pair_index(d: int):
+    """Static index maps for symmetric products: ``sidx[i, k]`` numbers the unordered
+    pairs (i, k) of d latent dimensions (nS = d(d+1)/2); ``ssidx[P, Q]`` numbers the
+    unordered pairs of those pairs."""
+    sidx = np.zeros((d, d), np.int64)
+    pairs = [(i, k) for i in range(d) for k in range(i, d)]
+    for n, (i, k) in enumerate(pairs):
+        sidx[i, k] = sidx[k, i] = n
+    nS = len(pairs)
+    ssidx = np.zeros((nS, nS), np.int64)
+    pp = [(a, b) for a in range(nS) for b in range(a, nS)]
+    for n, (a, b) in enumerate(pp):
+        ssidx[a, b] = ssidx[b, a] = n
+    return pairs, pp, sidx, ssidx
+
+
+def _moment_features(f: _Flat):
+    """Per-time products of the posterior moments that the Poisson M-step's gradient and
+    Hessian weight by the rates: [mu, S, mu mu', mu (x) S, S (x) S] with symmetric
+    duplicates removed, (X, n_feat). They do not depend on (C, W), so they are formed once
+    per M-step; every Newton step then needs one matrix product ``lam' F`` instead of
+    d^2 (X, N) elementwise passes (measured 5-10x faster at X = 20,000, N = 100, d = 5)."""
+    d = f.mu.shape[1]
+    pairs, pp, _, _ = _pair_index(d)
+    Su = jnp.stack([f.S[:, i, k] for i, k in pairs], 1)           # (X, nS)
+    MM = jnp.stack([f.mu[:, i] * f.mu[:, k] for i, k in pairs], 1)
+    MS = (f.mu[:, :, None] * Su[:, None, :]).reshape(f.mu.shape[0], -1)   # (X, d nS)
+    SS = jnp.stack([Su[:, a] * Su[:, b] for a, b in pp], 1)         # (X, nS(nS+1)/2)
+    return jnp.concatenate([f.mu, Su, MM, MS, SS], 1), Su
+
+
+def _newton_direction(C, W, lam, f: _Flat, F, Su, gy_c, gy_w):
+    """Newton step for every neuron from the exact gradient and Hessian.
+
+    With v_t = mu_t + S_t c (per neuron), the Hessian block of c is
+    sum_t lam_t (v_t v_t' + S_t); its pieces are rate-weighted sums of the features of
+    :func:`_moment_features`, contracted with c afterwards."""
     N, d = C.shape
     X = f.mu.shape[0]
     p = W.shape[1]
-    Sf = f.S.reshape(X, d * d)
-    lt = lam.T                                              # (N, X)
-    L_mu = lt @ f.mu                                        # sum_t lam mu_t
-    L_S = (lt @ Sf).reshape(N, d, d)                        # sum_t lam S_t
-    L_MM = (lt @ (f.mu[:, :, None] * f.mu[:, None, :]).reshape(X, d * d)).reshape(N, d, d)
-    # V_i[t, n] = (S_t c_n)_i as fused expressions (d is small and static): the sums below
-    # then read lam and S once instead of materialising a (X, d, N) array (measured 4x)
-    Vs = [sum(f.S[:, i, k, None] * C[None, :, k] for k in range(d)) for i in range(d)]
-    lV = jnp.stack([lam * v for v in Vs], 1)                # (X, d, N)
-    cross = jnp.transpose((f.mu.T @ lV.reshape(X, d * N)).reshape(d, d, N), (2, 0, 1))
-    VV = jnp.stack([jnp.stack([jnp.sum(lam * Vs[i] * Vs[j], axis=0) for j in range(d)], -1)
-                    for i in range(d)], -2)                 # sum_t lam S c c'S
+    _, _, sidx, ssidx = _pair_index(d)
+    nS = sidx.max() + 1
+    R = lam.T @ F                                              # (N, n_feat)
+    o = np.cumsum([0, d, nS, nS, d * nS])
+    L_mu = R[:, :o[1]]                                         # sum_t lam mu_t
+    L_S = R[:, o[1]:o[2]][:, sidx]                             # sum_t lam S_t (N, d, d)
+    L_MM = R[:, o[2]:o[3]][:, sidx]                            # sum_t lam mu mu'
+    L_MS = R[:, o[3]:o[4]].reshape(N, d, nS)[:, :, sidx]       # [n,i,j,k]: lam mu_i S_jk
+    L_SS = R[:, o[4]:][:, ssidx][:, sidx][:, :, :, sidx]       # [n,i,k,j,l]: lam S_ik S_jl
+    cross = jnp.einsum("nijk,nk->nij", L_MS, C)                # sum_t lam mu_t (S_t c)'
+    VV = jnp.einsum("nikjl,nk,nl->nij", L_SS, C, C)            # sum_t lam S c c' S
     g_c = gy_c - L_mu - jnp.einsum("nij,nj->ni", L_S, C) - PRIOR_PRECISION * C
     H_cc = L_MM + cross + jnp.swapaxes(cross, 1, 2) + VV + L_S
-    g_w = gy_w - jnp.einsum("xn,xnp->np", lam, f.Z) - PRIOR_PRECISION * W
-    H_cw = (jnp.einsum("xn,xi,xnq->niq", lam, f.mu, f.Z)
-            + jnp.einsum("xin,xnq->niq", lV, f.Z))
-    H_ww = jnp.einsum("xn,xnp,xnq->npq", lam, f.Z, f.Z)
+    lamZ = lam[:, :, None] * f.Z                               # (X, N, p)
+    g_w = gy_w - jnp.sum(lamZ, 0) - PRIOR_PRECISION * W
+    B = (lamZ.reshape(X, N * p).T @ jnp.concatenate([f.mu, Su], 1)).reshape(N, p, d + nS)
+    H_cw = jnp.swapaxes(B[:, :, :d] + jnp.einsum("nqjk,nk->nqj", B[:, :, d:][:, :, sidx], C),
+                        1, 2)                                  # sum lam (mu + S c) z'
+    H_ww = jnp.sum(lamZ[:, :, :, None] * f.Z[:, :, None, :], 0)
     H = jnp.concatenate([jnp.concatenate([H_cc, H_cw], 2),
                          jnp.concatenate([jnp.swapaxes(H_cw, 1, 2), H_ww], 2)], 1)
     H = K._sym(H) + PRIOR_PRECISION * jnp.eye(d + p, dtype=H.dtype)
@@ -149,6 +186,7 @@ def mstep_poisson(C, W, data: PData, mu, S, dt, *, max_iter: int = 25, tol: floa
               S.reshape(X, d, d))
     gy_c = f.ym.T @ f.mu
     gy_w = jnp.einsum("xn,xnp->np", f.ym, f.Z)
+    F, Su = _moment_features(f)
 
     def cond(c):
         i, _, _, _, _, done = c
@@ -156,7 +194,7 @@ def mstep_poisson(C, W, data: PData, mu, S, dt, *, max_iter: int = 25, tol: floa
 
     def body(c):
         i, C, W, val, lam, _ = c
-        dC, dW = _newton_direction(C, W, lam, f, gy_c, gy_w)
+        dC, dW = _newton_direction(C, W, lam, f, F, Su, gy_c, gy_w)
 
         def ls_cond(s):
             alpha, v_new, _ = s
@@ -254,6 +292,19 @@ def em_step(P, data: PData, x, dt, ridge, newton_tol, s: Settings):
     return new, mu, ll, jnp.max(res.n_iter)
 
 
+def _covariances_pd(P) -> jax.Array:
+    """True when every covariance in P (Q, P0, R; batched or not) is positive definite.
+
+    A finite M-step can still return a covariance that is not positive definite (a
+    constant Gaussian channel drives its R to 0, or a rounding below it); such parameters
+    are rejected like non-finite ones, so the returned parameters keep a finite objective."""
+    ok = jnp.asarray(True)
+    for k in ("Q", "P0", "R"):
+        if k in P and P[k].shape[-1] > 0:
+            ok = ok & jnp.all(jnp.isfinite(jnp.linalg.cholesky(P[k])))
+    return ok
+
+
 def em_loop(step, P, x, n_run, prev_ll, tol):
     """Up to ``n_run`` (<= CHUNK) iterations of ``step(P, x) -> (P_new, x_new, objective
     of P)`` in one ``while_loop``; stops on the relative tolerance or a non-finite
@@ -272,7 +323,8 @@ def em_loop(step, P, x, n_run, prev_ll, tol):
         prev = jnp.where(i == 0, prev_ll, lls[jnp.maximum(i - 1, 0)])
         conv = (tol > 0) & jnp.isfinite(prev) & (jnp.abs(ll - prev) <= tol * jnp.abs(prev))
         finite = jnp.isfinite(ll) & jnp.all(jnp.array(
-            [jnp.all(jnp.isfinite(v)) for v in jax.tree_util.tree_leaves(P_new)]))
+            [jnp.all(jnp.isfinite(v)) for v in jax.tree_util.tree_leaves(P_new)])
+        ) & _covariances_pd(P_new)
         # keep the last finite parameters if this iteration produced non-finite ones
         P_out = jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), P_new, P)
         x_out = jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), x_new, x)

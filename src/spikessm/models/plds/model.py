@@ -22,6 +22,8 @@ from . import em as E
 from .params import PLDSParams, from_jax_dict, make_plds_params, to_jax_dict
 
 INITS = ("sqrt_lds", "log_empirical_rate", "random")
+MAX_COUNT = 1e12  # larger "spike counts" are input errors (they overflow the Laplace steps)
+POISSON_MAX_MEAN = 1e18  # below NumPy's limit for Generator.poisson (about 9.2e18)
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,9 @@ def check_counts(trials: list, name: str) -> None:
         if (obs != np.round(obs)).any():
             raise ValueError(f"{label} has non-integer entries; spike counts must be whole "
                              "numbers (NaN marks a missing bin)")
+        if (obs > MAX_COUNT).any():
+            raise ValueError(f"{label} has a count of {obs.max():g} in one bin; counts above "
+                             f"{MAX_COUNT:g} are not spike counts (and overflow the fits)")
 
 
 def history_features(y, mask, valid, L: int):
@@ -125,14 +130,22 @@ class PoissonLDS:
     def prepare(self, spikes, gaussian=None, covariates=None, *,
                 n_neurons: int | None = None, n_gaussian: int | None = None) -> Prepared:
         """Validate and pack data (spikes: (T, N), (K, T, N) or a list; NaN = missing)."""
-        trials = as_trial_list(spikes, "spikes", min_length=1, feature_dim=n_neurons)
-        check_counts(trials, "spikes")
+        return self._prepare(spikes, gaussian, covariates, n_neurons=n_neurons,
+                             n_gaussian=n_gaussian)
+
+    def _prepare(self, spikes, gaussian=None, covariates=None, *, n_neurons=None,
+                 n_gaussian=None, names=("spikes", "gaussian")) -> Prepared:
+        """:meth:`prepare`; ``names`` are the caller's names of the spikes and Gaussian
+        arguments, used in the error messages (e.g. ``observations`` for the nSTAT API)."""
+        sname, gname = names
+        trials = as_trial_list(spikes, sname, min_length=1, feature_dim=n_neurons)
+        check_counts(trials, sname)
         q = self.n_covariates
         if q and covariates is None:
             raise ValueError(f"covariates is required: the model has n_covariates={q}")
         if not q and covariates is not None:
             raise ValueError("covariates given but the model has n_covariates=0")
-        batch = pack_trials(trials, covariates if q else None, name="spikes", min_length=1,
+        batch = pack_trials(trials, covariates if q else None, name=sname, min_length=1,
                             input_dim=q)
         mask = batch.mask & batch.valid[..., None]
         Kn, T, N = batch.y.shape
@@ -146,10 +159,10 @@ class PoissonLDS:
         M = 0
         any_missing = False
         if gaussian is not None:
-            gb = pack_trials(gaussian, name="gaussian", min_length=1, emission_dim=n_gaussian)
+            gb = pack_trials(gaussian, name=gname, min_length=1, emission_dim=n_gaussian)
             if gb.y.shape[0] != Kn or not np.array_equal(gb.lengths, batch.lengths):
-                raise ValueError("gaussian must have the same trials and trial lengths as "
-                                 f"spikes: got lengths {gb.lengths.tolist()} vs "
+                raise ValueError(f"{gname} must have the same trials and trial lengths as "
+                                 f"{sname}: got lengths {gb.lengths.tolist()} vs "
                                  f"{batch.lengths.tolist()}")
             M = gb.y.shape[2]
             with jax.enable_x64(True):
@@ -158,7 +171,7 @@ class PoissonLDS:
                 gsums = LG.data_sums(g)
             any_missing = gb.any_missing
         elif n_gaussian:
-            raise ValueError(f"gaussian observations are required: the model has "
+            raise ValueError(f"{gname} (Gaussian observations) is required: the model has "
                              f"{n_gaussian} Gaussian channels")
         with jax.enable_x64(True):
             data = E.PData(jnp.asarray(batch.y), jnp.asarray(mask), jnp.asarray(batch.valid),
@@ -233,6 +246,10 @@ class PoissonLDS:
             obs = [np.concatenate([o, gy[k, :n] / gs], 1)
                    for k, (o, n) in enumerate(zip(obs, prep.lengths))]
         n_obs = obs[0].shape[1]
+        if n_obs == 0:  # every neuron constant (e.g. all silent) and no Gaussian channel
+            warnings.warn("init='sqrt_lds' needs a neuron whose counts vary; every neuron is "
+                          "constant, using 'log_empirical_rate'", RuntimeWarning, stacklevel=3)
+            return self._initialize(prep, "log_empirical_rate", seed)
         lg = LinearGaussianSSM(d, emission_dim=n_obs, dynamics_covariance="full",
                                emission_covariance="diagonal")
         try:
@@ -384,6 +401,8 @@ class PoissonLDS:
     def smooth(self, params: PLDSParams, spikes, gaussian=None, covariates=None, *,
                newton_iters: int = 50, newton_tol: float = 1e-10) -> PLDSPosterior:
         """Laplace posterior of the latents (and posterior-mean rates) at ``params``."""
+        if not isinstance(params, PLDSParams):
+            raise TypeError(f"params must be PLDSParams, got {type(params).__name__}")
         prep = self.prepare(spikes, gaussian, covariates, n_neurons=params.n_neurons,
                             n_gaussian=params.n_gaussian or None)
         P = self._from_params(params, prep)
@@ -397,7 +416,15 @@ class PoissonLDS:
         X = np.asarray(res.posterior.cross_covs)
         off = np.asarray(E.offsets(P, prep.data))
         quad = np.einsum("ni,ktij,nj->ktn", params.C, S, params.C)
-        rates = np.exp(mu @ params.C.T + off + 0.5 * quad)
+        with np.errstate(over="ignore", invalid="ignore"):
+            rates = np.exp(mu @ params.C.T + off + 0.5 * quad)
+        ll = np.asarray(res.log_likelihood)
+        if not (np.all(np.isfinite(ll)) and np.all(np.isfinite(mu)) and np.all(np.isfinite(S))
+                and np.all(np.isfinite(rates))):
+            raise FloatingPointError(
+                "the Laplace posterior is not finite at these params (the rates "
+                "exp(C x + d + ...) overflow or the Newton iteration diverged); check "
+                "params.d, params.C and params.Q")
         L = prep.lengths
         return PLDSPosterior([mu[k, :n] for k, n in enumerate(L)],
                              [S[k, :n] for k, n in enumerate(L)],
@@ -435,14 +462,28 @@ class PoissonLDS:
         x[:, 0] = params.m0 + rng.standard_normal((K_, d)) @ np.linalg.cholesky(params.P0).T
         for t in range(1, T):
             x[:, t] = x[:, t - 1] @ params.A.T + params.b + rng.standard_normal((K_, d)) @ Lq.T
+        if not np.all(np.isfinite(x)):
+            raise ValueError("the latent path overflows float64: params.A is too unstable "
+                             f"for n_steps={T}")
         eta = x @ params.C.T + params.d + u @ params.D.T
         y = np.zeros((K_, T, N))
+
+        def draw(log_rate):
+            with np.errstate(over="ignore", invalid="ignore"):
+                lam = self.bin_width * np.exp(log_rate)
+            # NumPy's Poisson sampler refuses means above ~1e19 ("lam value too large")
+            if not np.all(lam < POISSON_MAX_MEAN):
+                raise ValueError("params give expected spike counts that overflow (rates "
+                                 "exp(C x + d + ...) too large to sample); check params.d, "
+                                 "params.C and the stability of params.A")
+            return rng.poisson(lam)
+
         if L:
             for t in range(T):
                 h = sum(params.H[:, l] * y[:, t - 1 - l] for l in range(L) if t - 1 - l >= 0)
-                y[:, t] = rng.poisson(self.bin_width * np.exp(eta[:, t] + h))
+                y[:, t] = draw(eta[:, t] + h)
         else:
-            y = rng.poisson(self.bin_width * np.exp(eta)).astype(np.float64)
+            y = draw(eta).astype(np.float64)
         g = np.zeros((K_, T, M))
         if M:
             Lr = np.linalg.cholesky(params.R)
@@ -456,10 +497,12 @@ def check_em_args(max_iter, tol, ridge_lambda, newton_iters=1) -> tuple[int, int
     """Validate the EM loop's arguments; returns (max_iter, newton_iters) as ints."""
     max_iter = _check_int(max_iter, "max_iter", 1)
     newton_iters = _check_int(newton_iters, "newton_iters", 1)
-    if not (np.isfinite(tol) and tol >= 0):
-        raise ValueError(f"tol must be a finite number >= 0, got {tol}")
-    if not (np.isfinite(ridge_lambda) and ridge_lambda >= 0):
-        raise ValueError(f"ridge_lambda must be a finite number >= 0, got {ridge_lambda}")
+    for value, name in ((tol, "tol"), (ridge_lambda, "ridge_lambda")):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer,
+                                                             np.floating)):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+        if not (np.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value}")
     return max_iter, newton_iters
 
 

@@ -42,7 +42,7 @@ import numpy as np
 from scipy.linalg import expm
 from scipy.optimize import minimize
 
-from ..._checks import check_bin_width
+from ..._checks import as_float_array, check_bin_width
 from ..._checks import check_int as _check_int
 from ..._jax import x64
 from ...data.trials import TrialBatch, pack_trials
@@ -200,6 +200,16 @@ def _relabel(exc, r):
     return type(exc)(f"recordings[{r}]: {exc}")
 
 
+MAX_ABS = 1e150  # larger observations overflow the second moments (x**2) in float64
+
+
+def _check_magnitude(batch: TrialBatch) -> TrialBatch:
+    if np.max(np.abs(batch.y), initial=0.0) > MAX_ABS:
+        raise ValueError(f"observations have values above {MAX_ABS:g} in magnitude; their "
+                         "squares overflow float64 (rescale the data)")
+    return batch
+
+
 # ------------------------------------------------------------------------------------
 # canonical gauge and alignment of separately fitted recordings
 # ------------------------------------------------------------------------------------
@@ -219,8 +229,37 @@ def shared_canonical_transform(loadings, means, valid) -> np.ndarray:
     [C_1; ...; C_R] satisfy sum_r C_r'C_r diagonal and descending, column signs fixed
     (:func:`spikessm.models.gauge.canonical_transform`). ``loadings``: list of (N_r, d);
     ``means``: list of (K_r, T_r, d) posterior means; ``valid``: list of (K_r, T_r)."""
-    xs = np.concatenate([m[v] for m, v in zip(means, valid)], 0)
-    M2 = xs.T @ xs / max(xs.shape[0], 1)
+    if not all(isinstance(a, (list, tuple)) for a in (loadings, means, valid)):
+        raise TypeError("loadings, means and valid must be lists with one entry per recording")
+    if not len(loadings) == len(means) == len(valid) >= 1:
+        raise ValueError(f"loadings, means and valid must have one entry per recording, got "
+                         f"{len(loadings)}, {len(means)} and {len(valid)}")
+    Cs, ms, vs = [], [], []
+    for r, (C, m, v) in enumerate(zip(loadings, means, valid)):
+        C = as_float_array(C, f"loadings[{r}]")
+        m = as_float_array(m, f"means[{r}]")
+        if isinstance(v, (str, bytes)) or v is None:
+            raise TypeError(f"valid[{r}] must be a boolean (K_r, T_r) array")
+        v = np.asarray(v)
+        if C.ndim != 2 or m.ndim != 3 or m.shape[2] != C.shape[1] or C.shape[1] < 1:
+            raise ValueError(f"loadings[{r}] must be (N_r, d) and means[{r}] (K_r, T_r, d); "
+                             f"got {C.shape} and {m.shape}")
+        if v.dtype != bool or v.shape != m.shape[:2]:
+            raise ValueError(f"valid[{r}] must be a boolean array of shape {m.shape[:2]}, got "
+                             f"{v.dtype} {v.shape}")
+        if not (np.all(np.isfinite(C)) and np.all(np.isfinite(m[v]))):
+            raise ValueError(f"loadings[{r}] and means[{r}] must be finite")
+        Cs.append(C), ms.append(m), vs.append(v)
+    if len({C.shape[1] for C in Cs}) != 1:
+        raise ValueError("loadings must share the latent dimension d")
+    xs = np.concatenate([m[v] for m, v in zip(ms, vs)], 0)
+    if xs.shape[0] == 0:
+        raise ValueError("valid marks no time step")
+    loadings = Cs
+    with np.errstate(over="ignore", invalid="ignore"):
+        M2 = xs.T @ xs / max(xs.shape[0], 1)
+    if not np.all(np.isfinite(M2)):
+        raise ValueError("means are too large: their second moment overflows float64")
     M2 = M2 + 1e-12 * np.trace(M2) * np.eye(M2.shape[0])
     return gauge.canonical_transform(np.concatenate(list(loadings), 0), P=M2)
 
@@ -234,13 +273,35 @@ def align_dynamics(A, A_ref, *, Q=None, Q_ref=None, m0=None, m0_ref=None,
     Two whitened models of the same dynamics differ by such an O. A alone leaves the
     symmetries of A undetermined (e.g. x -> -x); Q and the initial mean break them when
     they are anisotropic / nonzero."""
-    terms = [(np.asarray(A, dtype=np.float64), np.asarray(A_ref, dtype=np.float64), 2)]
-    if Q is not None:
-        terms.append((np.asarray(Q, dtype=np.float64), np.asarray(Q_ref, dtype=np.float64), 2))
-    if m0 is not None:
-        terms.append((np.asarray(m0, dtype=np.float64)[:, None],
-                      np.asarray(m0_ref, dtype=np.float64)[:, None], 1))
-    d = terms[0][0].shape[0]
+    n_search = _check_int(n_search, "n_search", 1)
+    n_starts = _check_int(n_starts, "n_starts", 1)
+    seed = _check_int(seed, "seed", 0)
+    A = as_float_array(A, "A")
+    if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] < 1:
+        raise ValueError(f"A must be a square (d, d) matrix, got shape {A.shape}")
+    d = A.shape[0]
+
+    def pair(x, x_ref, name, shape):
+        if (x is None) != (x_ref is None):
+            raise ValueError(f"give both {name} and {name}_ref, or neither")
+        if x is None:
+            return None
+        out = []
+        for v, n in ((x, name), (x_ref, f"{name}_ref")):
+            v = as_float_array(v, n)
+            if v.shape != shape or not np.all(np.isfinite(v)):
+                raise ValueError(f"{n} must be a finite array of shape {shape}, got {v.shape}")
+            out.append(v)
+        return out
+
+    A, A_ref = pair(A, A_ref, "A", (d, d))
+    terms = [(A, A_ref, 2)]
+    Qs, ms = pair(Q, Q_ref, "Q", (d, d)), pair(m0, m0_ref, "m0", (d,))
+    if Qs is not None:
+        terms.append((Qs[0], Qs[1], 2))
+    if ms is not None:
+        terms.append((ms[0][:, None], ms[1][:, None], 1))
+        m0, m0_ref = ms
     if d == 1:
         return np.eye(1) if m0 is None or m0 * m0_ref >= 0 else -np.eye(1)
     iu = np.triu_indices(d, 1)
@@ -337,7 +398,8 @@ class SharedLinearGaussianSSM:
         batches = []
         for r, obs in enumerate(recs):
             try:
-                batches.append(pack_trials(obs, name="observations", min_length=2))
+                batches.append(_check_magnitude(pack_trials(obs, name="observations",
+                                                            min_length=2)))
             except (ValueError, TypeError) as exc:
                 raise _relabel(exc, r) from None
         return batches
@@ -533,18 +595,35 @@ class SharedLinearGaussianSSM:
     def smooth(self, params: SharedLGSSMParams, recordings) -> list:
         """Kalman smoother of every recording: a list of
         :class:`~spikessm.models.lgssm.PosteriorResult` (one per recording)."""
+        recs = self._checked(params, recordings)
+        lg = LinearGaussianSSM(self.state_dim)
+        out = []
+        for r, (p, y) in enumerate(zip(params.recordings, recs)):
+            try:
+                post = lg.smooth(p, y)
+            except (ValueError, TypeError) as exc:
+                raise _relabel(exc, r) from None
+            if not np.isfinite(post.log_likelihood):
+                raise FloatingPointError(f"recordings[{r}]: the marginal log-likelihood is "
+                                         "not finite at these params (values overflow?)")
+            out.append(post)
+        return out
+
+    def log_prob(self, params: SharedLGSSMParams, recordings) -> np.ndarray:
+        """Exact marginal log-likelihood of each recording (R,)."""
+        return np.array([p.log_likelihood for p in self.smooth(params, recordings)])
+
+    def _checked(self, params, recordings) -> list:
         recs = _recording_list(recordings)
         if not isinstance(params, SharedLGSSMParams) or params.n_recordings != len(recs):
             raise ValueError("params must be SharedLGSSMParams for as many recordings as "
                              f"given ({len(recs)})")
-        lg = LinearGaussianSSM(self.state_dim)
-        return [lg.smooth(p, y) for p, y in zip(params.recordings, recs)]
-
-    def log_prob(self, params: SharedLGSSMParams, recordings) -> np.ndarray:
-        """Exact marginal log-likelihood of each recording (R,)."""
-        recs = _recording_list(recordings)
-        lg = LinearGaussianSSM(self.state_dim)
-        return np.array([lg.log_prob(p, y) for p, y in zip(params.recordings, recs)])
+        for r, obs in enumerate(recs):  # the same checks as fit (names, magnitudes)
+            try:
+                _check_magnitude(pack_trials(obs, name="observations", min_length=2))
+            except (ValueError, TypeError) as exc:
+                raise _relabel(exc, r) from None
+        return recs
 
 
 def _canonicalize(P: dict, mu, valid, n_c, n_g, shared: bool, c_keys=("C",)) -> dict:
@@ -940,6 +1019,11 @@ class SharedPoissonLDS:
         X = np.asarray(res.posterior.cross_covs)
         ll = np.asarray(res.log_likelihood)
         conv = np.asarray(res.converged)
+        for r in range(len(params.recordings)):
+            K_r = prep.n_trials[r]
+            if not (np.all(np.isfinite(ll[r, :K_r])) and np.all(np.isfinite(mu[r]))):
+                raise FloatingPointError(f"recordings[{r}]: the Laplace posterior is not "
+                                         "finite at these params (rates overflow?)")
         out = []
         for r, p in enumerate(params.recordings):
             n = p.n_neurons

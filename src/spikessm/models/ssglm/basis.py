@@ -14,9 +14,15 @@ from ..._checks import check_bin_width, check_int
 _TOL = 1e-9
 
 
+MAX_BINS = 1e7  # a basis pulse or history window longer than this many bins is an input error
+
+
 def _n_bins_of(duration: float, bin_width: float, name: str) -> int:
     """``duration / bin_width`` as an int; ValueError when it is not a whole number."""
     ratio = duration / bin_width
+    if not ratio <= MAX_BINS:
+        raise ValueError(f"{name} ({duration} s) spans {ratio:.3g} bins of bin_width "
+                         f"({bin_width} s); at most {MAX_BINS:g} are supported")
     n = int(round(ratio))
     if n < 1 or abs(ratio - n) > 1e-6 * max(1.0, ratio):
         raise ValueError(f"{name} ({duration} s) must be a whole multiple of bin_width "

@@ -26,11 +26,11 @@ import numpy as np
 from scipy.special import expit, logit
 from scipy.stats import norm
 
-from ..._checks import check_int
+from ..._checks import as_float_array, check_int
 from ..._jax import x64
 from ...kernels.kalman import LOG_2PI
 from .core import GLMObs, mstep_random_walk, run_em, trajectory_laplace
-from .model import Z95, first_above
+from .model import Z95, check_unit_interval, first_above
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,10 @@ def _mstep(P, r, rt_seen, mu, S, X, *, has_rt):
 
 
 def _binary(correct) -> tuple[np.ndarray, np.ndarray]:
-    c = np.array(correct, dtype=float).ravel()
+    c = as_float_array(correct, "correct")
+    if c.ndim != 1:
+        raise ValueError(f"correct must be a 1-D (K,) array of trial outcomes, got shape "
+                         f"{c.shape}")
     if c.size == 0:
         raise ValueError("correct is empty; expected one 0/1 (or NaN) entry per trial")
     if np.isinf(c).any():
@@ -145,14 +148,19 @@ def learning_curve(correct, reaction_times=None, *, chance: float = 0.5,
     """
     y, seen = _binary(correct)
     Kn = y.size
-    if not 0.0 < chance < 1.0:
-        raise ValueError(f"chance must be in (0, 1), got {chance}")
+    check_unit_interval(chance, "chance")
+    check_unit_interval(level, "level")
     max_iter = check_int(max_iter, "max_iter", 1)
+    if isinstance(sigma2_init, bool) or not isinstance(sigma2_init, (int, float, np.integer,
+                                                                     np.floating)):
+        raise TypeError(f"sigma2_init must be a positive number, got {sigma2_init!r}")
+    if not 0.0 < sigma2_init < np.inf:
+        raise ValueError(f"sigma2_init must be a positive finite number, got {sigma2_init}")
     has_rt = reaction_times is not None
     r = np.zeros(Kn)
     rt_seen = np.zeros(Kn)
     if has_rt:
-        rt = np.array(reaction_times, dtype=float).ravel()
+        rt = as_float_array(reaction_times, "reaction_times").ravel()
         if rt.shape != (Kn,):
             raise ValueError(f"reaction_times has {rt.size} entries; correct has {Kn}")
         ok = ~np.isnan(rt)

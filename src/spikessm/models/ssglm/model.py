@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln
 
-from ..._checks import check_bin_width, check_int
+from ..._checks import as_float_array, check_bin_width, check_int
 from ..._jax import x64
 from ...data.trials import as_trial_list
 from ...kernels.sampling import backward_sample
@@ -57,6 +57,8 @@ class _Spec:
     reduced: bool  # unit pulses and (Poisson or no history): per-pulse counts/exposures
 
 
+MAX_COUNT = 1e12  # larger "counts" are input errors (and overflow the Newton fits)
+
 def _as_trials(spikes, name: str = "spikes"):
     """(K, T) array or list of 1-D trials -> y (K, T) zeros where missing, valid (K, T)."""
     if isinstance(spikes, (list, tuple)):
@@ -64,22 +66,26 @@ def _as_trials(spikes, name: str = "spikes"):
             raise ValueError(f"{name} is an empty list; expected at least one trial")
         items = []
         for k, s in enumerate(spikes):
-            a = np.asarray(s, dtype=float) if not isinstance(s, (str, bytes)) else s
+            a = as_float_array(s, f"{name}[{k}]")
             if isinstance(a, np.ndarray) and a.ndim == 2 and a.shape[1] == 1:
                 a = a[:, 0]
             if not isinstance(a, np.ndarray) or a.ndim != 1:
                 raise ValueError(f"{name}[{k}] must be a 1-D array of bin counts (T_k,)")
             items.append(a[:, None])
     else:
-        a = np.asarray(spikes, dtype=float) if not isinstance(spikes, (str, bytes)) else None
-        if a is None or a.ndim != 2:
+        a = as_float_array(spikes, name)
+        if a.ndim != 2:
             raise ValueError(f"{name} must be a (K trials, T bins) array or a list of 1-D "
-                             f"trials, got {'a string' if a is None else f'shape {a.shape}'}")
+                             f"trials, got shape {a.shape}")
         if a.shape[0] == 0 or a.shape[1] == 0:
             raise ValueError(f"{name} is empty (shape {a.shape}); expected (K trials, T bins)")
         items = [a[k][:, None] for k in range(a.shape[0])]
     trials = as_trial_list(items, name, min_length=1)
     check_counts(trials, name)
+    big = max(float(np.nanmax(t, initial=0.0)) for t in trials)
+    if big > MAX_COUNT:
+        raise ValueError(f"{name} has a count of {big:g} in one bin; counts above "
+                         f"{MAX_COUNT:g} are not spike counts")
     T = max(t.shape[0] for t in trials)
     y = np.zeros((len(trials), T))
     valid = np.zeros((len(trials), T), bool)
@@ -110,15 +116,15 @@ def _make_spec(n_bins, bin_width, basis, basis_width, n_basis, window_times, lin
         else:
             raise ValueError(f"basis must be 'pulse', 'spline' or a (T, R) array, got {basis!r}")
     else:
-        B = np.array(basis, dtype=float)
+        B = as_float_array(basis, "basis")
         if B.ndim != 2 or B.shape[0] != n_bins or not np.all(np.isfinite(B)):
             raise ValueError(f"basis must be a finite (T, R) array with T = {n_bins} bins, "
                              f"got shape {B.shape}")
     if window_times is None or len(np.atleast_1d(window_times)) == 0:
         lags, w = (), np.zeros(0)
     else:
-        lags = tuple(BS.history_lags(window_times, dt))
-        w = np.asarray(window_times, dtype=float).ravel()
+        w = as_float_array(window_times, "window_times").ravel()
+        lags = tuple(BS.history_lags(w, dt))
     reduced = _is_pulse(B) and (link == "poisson" or not lags)
     return _Spec(dt, B, lags, w, link, reduced)
 
@@ -569,8 +575,12 @@ def ssglmFB(spikes, bin_width, windowTimes=None, numBasis=None, fitType: str = "
         str(fitType).lower())
     if link is None:
         raise ValueError(f"fitType must be 'poisson' or 'binomial', got {fitType!r}")
-    return ssglm(spikes, bin_width, window_times=windowTimes, n_basis=numBasis, link=link,
-                 **kwargs)
+    try:
+        return ssglm(spikes, bin_width, window_times=windowTimes, n_basis=numBasis, link=link,
+                     **kwargs)
+    except (ValueError, TypeError) as exc:  # name this function's arguments
+        msg = str(exc).replace("window_times", "windowTimes").replace("n_basis", "numBasis")
+        raise type(exc)(msg) from None
 
 
 # ------------------------------------------------------------------------------------
@@ -586,6 +596,7 @@ def _draws(key, fm, fc, pm, pc, Q, n_draws):
 def sample_theta(result: SSGLMResult, n_draws: int = 1000, seed: int = 0) -> np.ndarray:
     """(n_draws, K, R) joint posterior draws of theta (backward sampling from the forward
     pass at the mode: O(K R^2) memory, never the (K R x K R) covariance)."""
+    _check_result(result)
     n_draws = check_int(n_draws, "n_draws", 1)
     seed = check_int(seed, "seed", 0)
     r = result
@@ -594,13 +605,23 @@ def sample_theta(result: SSGLMResult, n_draws: int = 1000, seed: int = 0) -> np.
         n_draws))
 
 
+def _check_result(result) -> None:
+    if not isinstance(result, SSGLMResult):
+        raise TypeError(f"result must be an SSGLMResult (from ssglm), got "
+                        f"{type(result).__name__}")
+
+
 def _window_rows(result: SSGLMResult, window):
     T = result.basis.shape[0]
     dt = result.bin_width
     if window is None:
         sel = np.ones(T, bool)
     else:
-        lo, hi = (float(w) for w in window)
+        win = as_float_array(window, "window")
+        if win.shape != (2,) or not np.all(np.isfinite(win)) or not win[0] < win[1]:
+            raise ValueError(f"window must be (start, stop) seconds with start < stop, got "
+                             f"{window!r}")
+        lo, hi = float(win[0]), float(win[1])
         t = (np.arange(T) + 0.5) * dt
         sel = (t >= lo) & (t < hi)
         if not sel.any():
@@ -612,11 +633,21 @@ def _window_rows(result: SSGLMResult, window):
 
 def window_rates(result: SSGLMResult, draws: np.ndarray, window=None) -> np.ndarray:
     """(n, K) mean rate (Hz) over ``window`` = (start, stop) seconds of each draw."""
+    _check_result(result)
+    draws = as_float_array(draws, "draws")
+    if draws.ndim != 3 or draws.shape[1:] != result.theta.shape:
+        raise ValueError(f"draws must have shape (n, K, R) = (n, {result.theta.shape[0]}, "
+                         f"{result.theta.shape[1]}), got {draws.shape}")
+    if not np.all(np.isfinite(draws)):
+        raise ValueError("draws must be finite")
     rows, w = _window_rows(result, window)
     out = np.empty(draws.shape[:2])
-    for s in range(0, draws.shape[0], 64):
-        eta = draws[s:s + 64] @ rows.T  # (n, K, U)
-        out[s:s + 64] = _rate(eta, result.link, result.bin_width) @ w
+    with np.errstate(over="ignore", invalid="ignore"):
+        for s in range(0, draws.shape[0], 64):
+            eta = draws[s:s + 64] @ rows.T  # (n, K, U)
+            out[s:s + 64] = _rate(eta, result.link, result.bin_width) @ w
+    if not np.all(np.isfinite(out)):
+        raise ValueError("draws are too large: their rates exp(theta) overflow float64")
     return out
 
 
@@ -625,6 +656,7 @@ def rate_comparison_matrix(result: SSGLMResult, window=None, *, n_draws: int = 1
     """(K, K) matrix ``P[m, k] = P(rate in trial m > rate in trial k | data)``, the rate
     being the mean (history-free) rate over ``window`` = (start, stop) seconds (the whole
     trial if None), from ``n_draws`` joint posterior draws (:func:`sample_theta`)."""
+    _check_result(result)
     r = window_rates(result, sample_theta(result, n_draws, seed), window)
     return np.mean(r[:, :, None] > r[:, None, :], axis=0)
 
@@ -638,20 +670,33 @@ def learning_trial(prob, *, reference: int = 0, level: float = 0.95,
     trial index m > reference with probability > ``level`` (``sustained``: and for every
     later trial too), or None. Indices are 0-based.
     """
-    p = np.asarray(prob, dtype=float)
+    p = as_float_array(prob, "prob")
+    reference = check_int(reference, "reference", 0)
+    if p.ndim not in (1, 2) or p.shape[0] < 1:
+        raise ValueError(f"prob must be (K, K) or (K,), got shape {p.shape}")
+    if reference >= p.shape[0]:
+        raise ValueError(f"reference must be a trial index < {p.shape[0]}, got {reference}")
+    if not (np.all(np.isfinite(p)) and np.all((p >= 0) & (p <= 1))):
+        raise ValueError("prob must hold probabilities in [0, 1]")
     if p.ndim == 2:
         if p.shape[0] != p.shape[1]:
             raise ValueError(f"prob must be a square (K, K) matrix, got shape {p.shape}")
-        p = p[:, check_int(reference, "reference", 0)]
-    elif p.ndim != 1:
-        raise ValueError(f"prob must be (K, K) or (K,), got shape {p.shape}")
+        p = p[:, reference]
     return first_above(p, level, sustained, start=reference + 1)
+
+
+def check_unit_interval(value, name: str) -> float:
+    """A number strictly between 0 and 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number in (0, 1), got {value!r}")
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"{name} must be in (0, 1), got {value}")
+    return float(value)
 
 
 def first_above(p: np.ndarray, level: float, sustained: bool, start: int = 0):
     """First index >= ``start`` with ``p > level`` (``sustained``: and every later one)."""
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level}")
+    check_unit_interval(level, "level")
     above = np.asarray(p) > level
     above[:start] = False
     if sustained:
