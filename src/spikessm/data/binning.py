@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import check_bin_width
+from .._checks import as_float_array, check_bin_width
 from .container import SpikeTrials
 
 __all__ = ["bin_spike_times", "rebin_counts", "resample_covariate", "trial_windows"]
@@ -29,7 +29,7 @@ def rebin_counts(counts, factor: int) -> np.ndarray:
     """
     if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
         raise ValueError(f"factor must be a positive integer, got {factor!r}")
-    x = np.asarray(counts, dtype=np.float64)
+    x = as_float_array(counts, "counts")
     if x.ndim == 1:
         x = x[:, None]
     if x.ndim != 2:

@@ -354,4 +354,6 @@ def read(path, **kwargs) -> SpikeTrials:
             raise ValueError(f"{os.fspath(path)}: layout= applies to .mat, .npz and .csv "
                              "files, not NWB")
         return read_nwb(path, **kwargs)
+    if kind == "csv" and "bin_width" not in kwargs:
+        raise TypeError(f"{os.fspath(path)}: reading a CSV file needs bin_width= (seconds)")
     return {"mat": read_mat, "npz": read_npz, "csv": read_csv}[kind](path, **kwargs)
