@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._checks import as_float_array
+
 
 @dataclass(frozen=True)
 class TrialBatch:
@@ -44,24 +46,6 @@ class TrialBatch:
         return self.inputs.shape[2]
 
 
-def _as_float_array(x, name: str) -> np.ndarray:
-    if isinstance(x, (str, bytes)) or x is None:
-        raise TypeError(f"{name} must be an array of numbers, got {type(x).__name__}")
-    try:
-        # checked before the cast: casting complex to float64 would silently drop the
-        # imaginary part (and a list of complex numbers would pass a check done after it)
-        complex_input = np.iscomplexobj(x)
-    except (TypeError, ValueError):
-        complex_input = False
-    if complex_input:
-        raise TypeError(f"{name} must be real, not complex")
-    try:
-        a = np.array(x, dtype=np.float64, copy=True)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be an array of real numbers ({exc})") from None
-    return a
-
-
 def as_trial_list(x, name: str = "observations", *, min_length: int = 1,
                   allow_nan: bool = True, feature_dim: int | None = None) -> list[np.ndarray]:
     """Normalise one trial, a (K, T, N) array or a list of trials to a list of (T_k, N) copies.
@@ -76,14 +60,14 @@ def as_trial_list(x, name: str = "observations", *, min_length: int = 1,
     if isinstance(x, (list, tuple)):
         if len(x) == 0:
             raise ValueError(f"{name} is an empty list; expected at least one trial")
-        trials = [_as_float_array(t, f"{name}[{k}]") for k, t in enumerate(x)]
+        trials = [as_float_array(t, f"{name}[{k}]") for k, t in enumerate(x)]
         for k, t in enumerate(trials):
             if t.ndim == 1:
                 trials[k] = t[:, None]
             elif t.ndim != 2:
                 raise ValueError(f"{name}[{k}] must be 2-D (T, N), got shape {t.shape}")
     else:
-        a = _as_float_array(x, name)
+        a = as_float_array(x, name)
         if a.ndim == 1:
             a = a[:, None]
         if a.ndim == 2:
