@@ -14,6 +14,20 @@ def check_int(value, name: str, low: int) -> int:
     return int(value)
 
 
+def check_seed(value, name: str = "seed") -> int:
+    """A seed for ``np.random.default_rng``: an integer >= 0 (bool, float, str, None
+    rejected with a message naming ``name``; NumPy's own errors name nothing)."""
+    return check_int(value, name, 0)
+
+
+def check_flag(value, name: str) -> bool:
+    """A yes/no option: ``bool`` or ``np.bool_`` only (a string such as ``"no"`` or an
+    object would otherwise be taken as True by its truth value)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r:.40}")
+    return bool(value)
+
+
 def check_bin_width(value, name: str = "bin_width") -> float:
     """A positive, finite number of seconds."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):

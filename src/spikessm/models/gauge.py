@@ -103,6 +103,22 @@ def _spd_eigh(M: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
     return evals, evecs
 
 
+def _check_flag(value: Any, name: str) -> bool:
+    """A yes/no option: a string such as ``"no"`` would otherwise count as True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r:.40}")
+    return bool(value)
+
+
+def _finite(out: np.ndarray, names: str) -> np.ndarray:
+    """``out`` if every entry is finite, else ValueError naming the inputs whose magnitudes
+    overflowed float64 (the inputs themselves were finite)."""
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"{names}: the result overflows float64 (entries too large or too "
+                         "small in magnitude); rescale them")
+    return out
+
+
 def _check_invertible(S: np.ndarray, name: str) -> None:
     if np.linalg.cond(S) > 1.0 / np.finfo(np.float64).eps:
         raise ValueError(f"{name} must be invertible (it is singular to working precision)")
@@ -178,8 +194,14 @@ def canonical_transform(
         W = (evecs / root) @ evecs.T
         W_inv = (evecs * root) @ evecs.T
 
-    C1 = C @ W_inv
-    _, _, Vt = np.linalg.svd(C1, full_matrices=True)  # Vt: (d, d), rows ordered by s desc
+    names = "C" if M is None else f"C and {mname}"
+    with np.errstate(all="ignore"):
+        C1 = _finite(C @ W_inv, names)
+        try:
+            _, _, Vt = np.linalg.svd(C1, full_matrices=True)  # Vt: rows ordered by s desc
+        except np.linalg.LinAlgError:
+            raise ValueError(f"{names}: the SVD did not converge (entries too large or too "
+                             "small in magnitude)") from None
     C2 = C1 @ Vt.T
     signs = np.ones(d)
     for j in range(d):
@@ -187,7 +209,8 @@ def canonical_transform(
         i = int(np.argmax(np.abs(col)))
         if col[i] < 0.0:
             signs[j] = -1.0
-    return (signs[:, None] * Vt) @ W
+    with np.errstate(all="ignore"):
+        return _finite((signs[:, None] * Vt) @ W, names)
 
 
 def transform_params(params: Mapping[str, Any], S: np.ndarray) -> dict[str, Any]:
@@ -216,8 +239,17 @@ def transform_params(params: Mapping[str, Any], S: np.ndarray) -> dict[str, Any]
     _check_latent_dim(d, "S")
     _check_shape(S, "S", (d, d))
     _check_invertible(S, "S")
-    S_inv = np.linalg.inv(S)
+    with np.errstate(all="ignore"):
+        S_inv = _finite(np.linalg.inv(S), "S")
+        out = _transform_items(params, S, S_inv, d)
+    for key in ("A", "Q", "P0", "b", "m0", "C", "B"):
+        if key in out:
+            _finite(out[key], f"params[{key!r}] and S")
+    return out
 
+
+def _transform_items(params: Mapping[str, Any], S: np.ndarray, S_inv: np.ndarray,
+                     d: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in params.items():
         if key == "A":
@@ -302,15 +334,18 @@ def transform_latents(
     d = mean.shape[1]
     _check_latent_dim(d, "mean")
     _check_shape(S, "S", (d, d))
-    mean_new = mean @ S.T
+    with np.errstate(all="ignore"):
+        mean_new = _finite(mean @ S.T, "mean and S")
     if cov is None:
         return mean_new, None
     cov = _as_array(cov, "cov", ndim=(2, 3))
     if cov.ndim == 2:
         _check_shape(cov, "cov", (d, d))
-        return mean_new, S @ cov @ S.T
-    _check_shape(cov, "cov", (mean.shape[0], d, d))
-    return mean_new, np.einsum("ij,tjk,lk->til", S, cov, S)
+    else:
+        _check_shape(cov, "cov", (mean.shape[0], d, d))
+    with np.errstate(all="ignore"):
+        cov_new = S @ cov @ S.T if cov.ndim == 2 else np.einsum("ij,tjk,lk->til", S, cov, S)
+        return mean_new, _finite(cov_new, "cov and S")
 
 
 # ---------------------------------------------------------------------------
@@ -353,18 +388,20 @@ def procrustes_align(
         ``R`` of shape (d, d).
     """
     X, Y = _check_pair(X, Y, min_rows=2)
-    mx = X.mean(axis=0)
-    my = Y.mean(axis=0)
-    Xc = X - mx
-    Yc = Y - my
-    U, sig, Vt = np.linalg.svd(Xc.T @ Yc)
-    R = U @ Vt
-    s = 1.0
-    if allow_scaling:
-        denom = float(np.sum(Xc * Xc))
-        if denom > 0.0:
-            s = float(np.sum(sig)) / denom
-    return Xc @ R * s + my, R
+    allow_scaling = _check_flag(allow_scaling, "allow_scaling")
+    with np.errstate(all="ignore"):
+        mx = X.mean(axis=0)
+        my = Y.mean(axis=0)
+        Xc = X - mx
+        Yc = Y - my
+        U, sig, Vt = np.linalg.svd(_finite(Xc.T @ Yc, "X and Y"))
+        R = U @ Vt
+        s = 1.0
+        if allow_scaling:
+            denom = float(np.sum(Xc * Xc))
+            if denom > 0.0:
+                s = float(np.sum(sig)) / denom
+        return _finite(Xc @ R * s + my, "X and Y"), R
 
 
 def affine_align(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -392,11 +429,16 @@ def affine_align(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     d = X.shape[1]
     if X.shape[0] < d + 1:
         raise ValueError(f"X needs at least d + 1 = {d + 1} rows, got {X.shape[0]}")
-    mx = X.mean(axis=0)
-    my = Y.mean(axis=0)
-    Xc = X - mx
-    M, *_ = np.linalg.lstsq(Xc, Y - my, rcond=None)
-    return Xc @ M + my, M
+    with np.errstate(all="ignore"):
+        mx = X.mean(axis=0)
+        my = Y.mean(axis=0)
+        Xc = _finite(X - mx, "X")
+        try:
+            M, *_ = np.linalg.lstsq(Xc, _finite(Y - my, "Y"), rcond=None)
+        except np.linalg.LinAlgError:
+            raise ValueError("X and Y: the least-squares fit did not converge (entries too "
+                             "large or too small in magnitude)") from None
+        return _finite(Xc @ M + my, "X and Y"), _finite(M, "X and Y")
 
 
 # ---------------------------------------------------------------------------
@@ -432,6 +474,7 @@ def subspace_angles(C_fit: np.ndarray, C_true: np.ndarray, degrees: bool = True)
     """
     A = _as_array(C_fit, "C_fit", ndim=2)
     B = _as_array(C_true, "C_true", ndim=2)
+    degrees = _check_flag(degrees, "degrees")
     _check_latent_dim(A.shape[1], "C_fit")
     _check_latent_dim(B.shape[1], "C_true")
     if A.shape[0] != B.shape[0]:
@@ -439,7 +482,15 @@ def subspace_angles(C_fit: np.ndarray, C_true: np.ndarray, degrees: bool = True)
             f"C_fit and C_true must have the same number of rows, got {A.shape} and {B.shape}"
         )
     for arr, name in ((A, "C_fit"), (B, "C_true")):
-        if np.linalg.matrix_rank(arr) < arr.shape[1]:
+        if arr.shape[0] < 1:
+            raise ValueError(f"{name} must have at least one row, got shape {arr.shape}")
+        with np.errstate(all="ignore"):
+            try:
+                rank = np.linalg.matrix_rank(arr)
+            except np.linalg.LinAlgError:
+                raise ValueError(f"{name}: the SVD did not converge (entries too large or "
+                                 "too small in magnitude)") from None
+        if rank < arr.shape[1]:
             raise ValueError(f"{name} must have full column rank")
     QA, _ = np.linalg.qr(A)
     QB, _ = np.linalg.qr(B)
@@ -481,8 +532,13 @@ def eigenvalue_match(A_fit: np.ndarray, A_true: np.ndarray) -> float:
     _check_latent_dim(A.shape[0], "A_fit")
     _check_shape(A, "A_fit", (A.shape[0], A.shape[0]))
     _check_shape(B, "A_true", A.shape)
-    lam = np.linalg.eigvals(A)
-    mu = np.linalg.eigvals(B)
-    cost = np.abs(lam[:, None] - mu[None, :])
+    with np.errstate(all="ignore"):
+        try:
+            lam = _finite(np.linalg.eigvals(A), "A_fit")
+            mu = _finite(np.linalg.eigvals(B), "A_true")
+        except np.linalg.LinAlgError:
+            raise ValueError("A_fit and A_true: the eigenvalue computation did not converge "
+                             "(entries too large or too small in magnitude)") from None
+        cost = _finite(np.abs(lam[:, None] - mu[None, :]), "A_fit and A_true")
     rows, cols = linear_sum_assignment(cost)
     return float(np.max(cost[rows, cols]))

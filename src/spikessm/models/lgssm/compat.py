@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..._checks import check_int
+from ...data.trials import as_trial_list
 from .model import LinearGaussianSSM
 from .params import LGSSMParams
 
@@ -61,9 +63,11 @@ def fit_linear_gaussian_em(observations, state_dim: int, *, n_iter: int = 50, se
       >>> res.transition_matrix.shape, res.log_likelihoods.shape
       ((2, 2), (10,))
     """
+    n_iter = check_int(n_iter, "n_iter", 1)
     q = 0
     if inputs is not None:
-        q = int(np.shape(inputs[0] if isinstance(inputs, (list, tuple)) else inputs)[-1])
+        # the input dimension from the inputs themselves (validated, never modified)
+        q = as_trial_list(inputs, "inputs", min_length=1, allow_nan=False)[0].shape[1]
     model = LinearGaussianSSM(state_dim, input_dim=q,
                               dynamics_covariance=dynamics_covariance,
                               emission_covariance=emission_covariance)

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..._checks import as_float_array, check_seed
 from ..._checks import check_int as _check_int
 from ..._jax import x64
 from ...data.trials import TrialBatch, pack_trials
@@ -32,6 +33,9 @@ from .params import (
 )
 
 PATHS = ("auto", "steady", "general")
+# Observations or inputs larger than this in magnitude are rejected: their squares (in the
+# Gaussian log-likelihood, the PCA initialisation and the EM statistics) overflow float64.
+MAX_ABS_DATA = 1e150
 
 
 @dataclass(frozen=True)
@@ -128,11 +132,11 @@ def _data(batch: TrialBatch) -> E.Data:
 
 def _input_block(x, name, K_, T, q) -> np.ndarray:
     """Validate (T, q) or (K, T, q) inputs and broadcast them to (K, T, q)."""
-    if q == 0:
-        return np.zeros((K_, T, 0))
     if x is None:
+        if q == 0:
+            return np.zeros((K_, T, 0))
         raise ValueError(f"{name} is required when input_dim > 0")
-    u = np.array(x, dtype=np.float64)
+    u = as_float_array(x, name)   # TypeError for strings, None entries, complex numbers
     if u.ndim == 2:
         u = u[None]
     if u.ndim != 3 or u.shape[1:] != (T, q) or u.shape[0] not in (1, K_):
@@ -140,6 +144,8 @@ def _input_block(x, name, K_, T, q) -> np.ndarray:
                          f"got shape {np.shape(x)}")
     if not np.all(np.isfinite(u)):
         raise ValueError(f"{name} must be finite")
+    if np.max(np.abs(u), initial=0.0) > MAX_ABS_DATA:
+        raise ValueError(f"{name} has entries larger than {MAX_ABS_DATA:g} in magnitude")
     return np.broadcast_to(u, (K_, T, q))
 
 
@@ -182,7 +188,13 @@ class LinearGaussianSSM:
     # ------------------------------------------------------------------ parameters
     def random_params(self, seed: int = 0, emission_dim: int | None = None) -> LGSSMParams:
         """Random stable parameters (seeded): A = 0.95 x random rotation, C ~ N(0, 1)."""
-        N = emission_dim or self.emission_dim
+        seed = check_seed(seed)
+        if emission_dim is not None:
+            emission_dim = _check_int(emission_dim, "emission_dim", 1)
+            if self.emission_dim is not None and emission_dim != self.emission_dim:
+                raise ValueError(f"emission_dim={emission_dim} differs from the model's "
+                                 f"emission_dim={self.emission_dim}")
+        N = self.emission_dim if emission_dim is None else emission_dim
         if N is None:
             raise ValueError("emission_dim is required (model or argument)")
         rng = np.random.default_rng(seed)
@@ -209,8 +221,13 @@ class LinearGaussianSSM:
         return self._structured_checked(params)
 
     def _batch(self, observations, inputs, min_length=2) -> TrialBatch:
-        return pack_trials(observations, inputs, min_length=min_length,
-                           emission_dim=self.emission_dim, input_dim=self.input_dim)
+        batch = pack_trials(observations, inputs, min_length=min_length,
+                            emission_dim=self.emission_dim, input_dim=self.input_dim)
+        for arr, name in ((batch.y, "observations"), (batch.inputs, "inputs")):
+            if arr.size and np.max(np.abs(arr)) > MAX_ABS_DATA:
+                raise ValueError(f"{name} has entries larger than {MAX_ABS_DATA:g} in "
+                                 "magnitude; their squares overflow float64 (rescale them)")
+        return batch
 
     def initialize(self, observations, inputs=None, *, method: str = "pca",
                    seed: int = 0) -> LGSSMParams:
@@ -220,6 +237,7 @@ class LinearGaussianSSM:
         A and Q by least squares on those latents, R from the residual variances.
         'random': random rotation dynamics and loadings scaled to the data (seeded).
         """
+        seed = check_seed(seed)
         batch = self._batch(observations, inputs)
         return self._initialize(batch, method, seed)
 
@@ -357,6 +375,9 @@ class LinearGaussianSSM:
             _, f_lls, _, _, _ = E.em_chunk(_to_j(out), data, sums, 1, np.nan, 0.0,
                                            steady=False, **static)
         final = float(f_lls[0])
+        if not (np.isfinite(final) and _finite_params(out)):
+            raise FloatingPointError("EM reached non-finite parameters or log-likelihood; "
+                                     "the data may be degenerate (e.g. a constant channel)")
         return EMResult(out, np.array(lls), final, converged, len(lls),
                         "steady" if use_steady else "general", seconds)
 
@@ -370,8 +391,8 @@ class LinearGaussianSSM:
         respect ``dynamics_covariance`` / ``emission_covariance``; ``frozen`` parameters
         are never touched and come back bitwise unchanged."""
         n_steps = _check_int(n_steps, "n_steps", 1)
-        if (not isinstance(learning_rate, (int, float)) or not np.isfinite(learning_rate)
-                or learning_rate <= 0):
+        if (isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float))
+                or not np.isfinite(learning_rate) or learning_rate <= 0):
             raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
         frozen, batch, params = self._prepare_fit(observations, inputs, params, frozen, init,
                                                   seed)
@@ -386,11 +407,15 @@ class LinearGaussianSSM:
         bar.close()
         out = _from_j(P, params, frozen)
         final = float(np.sum(self._log_prob_batch(out, batch)))
+        if not (np.isfinite(final) and _finite_params(out)):
+            raise FloatingPointError("SGD reached non-finite parameters or log-likelihood; "
+                                     "lower learning_rate")
         return SGDResult(out, losses, final, time.perf_counter() - t0)
 
     def _prepare_fit(self, observations, inputs, params, frozen, init, seed):
         """Validate the arguments shared by the fitting methods."""
         frozen = check_frozen(frozen)
+        seed = check_seed(seed)
         if init not in ("pca", "random"):
             raise ValueError(f"init must be 'pca' or 'random', got {init!r}")
         batch = self._batch(observations, inputs)
@@ -447,6 +472,11 @@ class LinearGaussianSSM:
         single = self._single(observations)
         u = lambda a: self._unpack(a, batch, single)
         ll = np.asarray(jnp.sum(post.log_likelihoods * jnp.asarray(batch.valid), axis=1))
+        v = batch.valid
+        _check_finite("the posterior", ll, np.asarray(post.filtered_means)[v],
+                      np.asarray(post.filtered_covs)[v],
+                      *((np.asarray(post.smoothed_means)[v], np.asarray(post.smoothed_covs)[v])
+                        if smooth else ()))
         return PosteriorResult(
             u(post.filtered_means), u(post.filtered_covs), u(post.predicted_means),
             u(post.predicted_covs), u(post.smoothed_means) if smooth else None,
@@ -458,7 +488,9 @@ class LinearGaussianSSM:
         """Exact marginal log-likelihood log p(y) summed over trials (NaN entries skipped)."""
         batch = self._batch(observations, inputs, min_length=1)
         params = self._check_params(params, batch.emission_dim)
-        return float(np.sum(self._log_prob_batch(params, batch)))
+        ll = float(np.sum(self._log_prob_batch(params, batch)))
+        _check_finite("the log-likelihood", ll)
+        return ll
 
     def score(self, params: LGSSMParams, observations, inputs=None) -> float:
         """Marginal log-likelihood per observed entry (higher is better)."""
@@ -478,6 +510,8 @@ class LinearGaussianSSM:
         mean = post.smoothed_means @ C.T + params.d + jnp.asarray(batch.inputs) @ params.D.T
         var = jnp.einsum("ni,ktij,nj->ktn", C, post.smoothed_covs, C) + np.diag(params.R)
         single = self._single(observations)
+        v = batch.valid
+        _check_finite("the posterior predictive", np.asarray(mean)[v], np.asarray(var)[v])
         return PredictiveResult(self._unpack(mean, batch, single),
                                 self._unpack(jnp.sqrt(var), batch, single))
 
@@ -508,6 +542,7 @@ class LinearGaussianSSM:
             em.append(mu @ C.T + params.d + fu[:, h] @ params.D.T)
             ec.append(C @ Sig @ C.T + R)
         out = [np.stack(v, axis=1) for v in (sm, sc, em, ec)]
+        _check_finite("the forecast", mu, Sig, *out)
         if self._single(observations):
             out = [o[0] for o in out]
         return ForecastResult(*out)
@@ -520,7 +555,7 @@ class LinearGaussianSSM:
         n_steps = _check_int(n_steps, "n_steps", 1)
         params = self._check_params(params)
         K_ = 1 if n_trials is None else _check_int(n_trials, "n_trials", 1)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed(seed))
         d, N, q = params.state_dim, params.emission_dim, params.input_dim
         u = _input_block(inputs, "inputs", K_, n_steps, q)
         Lq, Lr, L0 = (np.linalg.cholesky(M) for M in (params.Q, params.R, params.P0))
@@ -534,6 +569,21 @@ class LinearGaussianSSM:
         if n_trials is None:
             return x[0], y[0]
         return x, y
+
+
+def _finite_params(p: LGSSMParams) -> bool:
+    return all(np.all(np.isfinite(getattr(p, k))) for k in PARAM_NAMES)
+
+
+def _check_finite(what, *arrays):
+    """FloatingPointError (naming params and observations) when a result is not finite:
+    parameters or data whose scales overflow float64 (e.g. loadings of 1e150, a noise
+    covariance of 1e-300 with large residuals)."""
+    with np.errstate(all="ignore"):
+        ok = all(np.all(np.isfinite(a)) for a in arrays)
+    if not ok:
+        raise FloatingPointError(f"{what} is not finite at these params and observations "
+                                 "(their scales overflow float64)")
 
 
 def steady_state_posterior(params: LGSSMParams, observations, buffer: int = 256):
