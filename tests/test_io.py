@@ -68,7 +68,10 @@ _RESULTS = sorted(n for n, c in _CLASSES.items() if dataclasses.is_dataclass(c))
 
 def _fill(cls, rng, depth=0):
     """An instance of a spikessm result dataclass with every field filled per its annotation:
-    arrays with NaN, -0.0, odd shapes; nested results; lists of ragged arrays."""
+    arrays with NaN, -0.0, odd shapes; nested results; lists of ragged arrays. Dataclasses
+    that validate their fields get a hand-made valid instance (``_VALID``)."""
+    if cls.__name__ in _VALID:
+        return _VALID[cls.__name__]()
     return cls(**{f.name: _value(str(f.type), rng, depth) for f in dataclasses.fields(cls)})
 
 
@@ -88,6 +91,12 @@ def _value(ann: str, rng, depth):
             "tuple": (rng.standard_normal(3), np.float64(-0.0), "x"),
             "object": (_fill(_CLASSES["PLDSFitResult"], rng, depth + 1) if depth < 2
                        else None)}.get(ann.split(" ")[0].split("[")[0], np.int64(3))
+
+
+# parameter dataclasses that check their own fields (NaN or odd shapes are refused)
+_VALID = {"PoissonHMMParams": lambda: spikessm.PoissonHMMParams(
+    np.array([0.25, 0.75]), np.array([[1.0, 0.0], [0.5, 0.5]]),
+    np.array([[-0.0, 2.5, 1e-300], [3.0, 0.0, 7.0]]))}
 
 
 # ----------------------------------------------------------------------------- round trips

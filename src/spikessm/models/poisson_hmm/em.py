@@ -116,9 +116,14 @@ def estep(P, data: Data, dt) -> tuple[Stats, H.Posterior]:
 
 def ecll(st: Stats, P, dt, const_total):
     """Expected complete-data log-likelihood Q(P | theta) = E_{p(z | y, theta)}
-    [log p(y, z | P)] from the statistics of an E-step at theta."""
+    [log p(y, z | P)] from the statistics of an E-step at theta.
+
+    Probabilities enter as log(max(p, TINY)), like the rates: an M-step can round a
+    probability to exactly 0 while the expected count it multiplies is a positive number
+    that underflowed (say 1e-320), which would make Q = -inf (0 * log 0 stays 0)."""
     rdt = P["rates"] * dt
-    return (jnp.sum(xlogy(st.g0, P["init"])) + jnp.sum(xlogy(st.xi, P["trans"]))
+    return (jnp.sum(xlogy(st.g0, jnp.maximum(P["init"], TINY)))
+            + jnp.sum(xlogy(st.xi, jnp.maximum(P["trans"], TINY)))
             + jnp.sum(st.Sy * jnp.log(jnp.maximum(rdt, TINY))) - jnp.sum(st.Sn * rdt)
             + const_total)
 

@@ -18,6 +18,7 @@ import numpy as np
 from scipy.special import gammaln
 from tqdm.auto import tqdm
 
+from ..._checks import as_float_array, check_flag, check_seed
 from ..._checks import check_int as _check_int
 from ..._jax import x64
 from ...data.trials import pack_trials
@@ -25,6 +26,8 @@ from . import em as E
 from .params import PoissonHMMParams, make_params
 
 RAGGED_PAD = 32  # ragged batches are padded to a multiple of this many bins
+MAX_COUNT = 1e12  # larger "spike counts" are input errors (and overflow the likelihood)
+POISSON_MAX_MEAN = 1e18  # below NumPy's limit for Generator.poisson (about 9.2e18)
 
 
 @dataclass(frozen=True)
@@ -135,10 +138,11 @@ class PoissonHMM:
         else:
             try:
                 a, b = rate_prior
-                a, b = np.array(a, dtype=float), np.array(b, dtype=float)
             except (TypeError, ValueError):
                 raise ValueError("rate_prior must be a pair (shape, rate) of numbers or "
                                  "arrays") from None
+            a = as_float_array(a, "rate_prior shape")   # complex, strings: TypeError
+            b = as_float_array(b, "rate_prior rate")
             if not (np.all(np.isfinite(a)) and np.all(a >= 1) and np.all(np.isfinite(b))
                     and np.all(b >= 0)):
                 raise ValueError("rate_prior needs shape >= 1 and rate >= 0 (finite)")
@@ -158,9 +162,10 @@ class PoissonHMM:
     def _conc(c, shape, name):
         if c is None:
             return np.ones(shape)
+        a = as_float_array(c, name)   # complex numbers, strings: TypeError naming it
         try:
-            a = np.broadcast_to(np.array(c, dtype=float), shape).copy()
-        except (TypeError, ValueError):
+            a = np.broadcast_to(a, shape).copy()
+        except ValueError:
             raise ValueError(f"{name} must be a number or an array broadcastable to "
                              f"{shape}") from None
         if not np.all(np.isfinite(a)) or np.any(a < 1):
@@ -182,6 +187,9 @@ class PoissonHMM:
         if np.any(y[obs] != np.round(y[obs])):
             raise ValueError("data must hold integer spike counts (NaN = missing); bin "
                              "spike times into counts first")
+        if np.any(y[obs] > MAX_COUNT):
+            raise ValueError(f"data has counts above {MAX_COUNT:g} in one bin; these are not "
+                             "spike counts")
         n, T, C = y.shape
         Tp = T if not b.ragged else -(-T // RAGGED_PAD) * RAGGED_PAD
         Y2 = np.zeros((Tp, 2 * C, n))
@@ -246,7 +254,7 @@ class PoissonHMM:
         K-th of the median trial length; otherwise ``n_channels`` is required and rates
         scatter around ``mean_rate`` Hz (default 10)."""
         K = self.n_states
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed(seed))
         if data is not None:
             b = data if isinstance(data, _Batch) else self._batch(data, n_channels)
             base = np.maximum(b.mean_rates, 1e-3)
@@ -366,6 +374,7 @@ class PoissonHMM:
         entries are skipped."""
         batch = self._batch(data)
         P = self._to_j(self._check_params(params, batch.n_channels))
+        per_trial = check_flag(per_trial, "per_trial")
         ll, _ = E.log_likelihoods_jit(P, batch.data, self.dt)
         ll = np.asarray(ll)
         return ll if per_trial else float(ll.sum())
@@ -380,7 +389,8 @@ class PoissonHMM:
         ``log_space=True`` uses the reference log-space kernel."""
         batch = self._batch(data)
         P = self._to_j(self._check_params(params, batch.n_channels))
-        g, _, _ = E.posterior_jit(P, batch.data, self.dt, log_space=bool(log_space))
+        g, _, _ = E.posterior_jit(P, batch.data, self.dt,
+                                  log_space=check_flag(log_space, "log_space"))
         g = np.asarray(g).transpose(2, 0, 1)
         out = [g[i, :L].copy() for i, L in enumerate(batch.lengths)]
         return out[0] if batch.single else out
@@ -392,7 +402,7 @@ class PoissonHMM:
         batch = self._batch(data)
         P = self._to_j(self._check_params(params, batch.n_channels))
         return np.asarray(E.posterior_jit(P, batch.data, self.dt,
-                                          log_space=bool(log_space))[2])
+                                          log_space=check_flag(log_space, "log_space"))[2])
 
     @x64
     def viterbi(self, data, params: PoissonHMMParams):
@@ -471,7 +481,11 @@ class PoissonHMM:
         params = self._check_params(params)
         n = _check_int(n_trials, "n_trials", 1)
         T = _check_int(n_bins, "n_bins", 1)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed(seed))
+        with np.errstate(over="ignore"):
+            if not np.all(params.rates * self.dt < POISSON_MAX_MEAN):
+                raise ValueError(f"params.rates * dt must stay below {POISSON_MAX_MEAN:g} "
+                                 "expected counts per bin to be sampled")
         K = self.n_states
         z = np.empty((n, T), dtype=np.int64)
         z[:, 0] = rng.choice(K, size=n, p=params.initial_probs)

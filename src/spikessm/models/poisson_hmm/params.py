@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..._checks import as_float_array, check_bin_width
+
 ROW_TOL = 1e-8  # |row sum - 1| allowed for probability vectors given by users
 
 
@@ -25,6 +27,13 @@ class PoissonHMMParams:
     initial_probs: np.ndarray
     transition_matrix: np.ndarray
     rates: np.ndarray
+
+    def __post_init__(self):
+        # validated float64 copies, values unchanged (make_params also renormalises)
+        psi, A, rates = _checked(self.initial_probs, self.transition_matrix, self.rates)
+        object.__setattr__(self, "initial_probs", psi)
+        object.__setattr__(self, "transition_matrix", A)
+        object.__setattr__(self, "rates", rates)
 
     @property
     def n_states(self) -> int:
@@ -51,12 +60,7 @@ class PoissonHMMParams:
 
 
 def _real(x, name) -> np.ndarray:
-    if isinstance(x, (str, bytes)) or x is None or np.iscomplexobj(x):
-        raise TypeError(f"{name} must be an array of real numbers")
-    try:
-        a = np.array(x, dtype=np.float64, copy=True)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be an array of real numbers") from None
+    a = as_float_array(x, name)   # TypeError for None, strings, complex, non-numbers
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{name} must be finite (no NaN or inf)")
     return a
@@ -68,6 +72,13 @@ def make_params(initial_probs, transition_matrix, rates) -> PoissonHMMParams:
     Raises ValueError when shapes disagree, an entry is negative, or psi / a row of A does
     not sum to 1 (to within 1e-8); rows are then renormalised exactly.
     """
+    psi, A, rates = _checked(initial_probs, transition_matrix, rates)
+    return PoissonHMMParams(psi / psi.sum(), A / A.sum(axis=1, keepdims=True), rates)
+
+
+def _checked(initial_probs, transition_matrix, rates):
+    """float64 copies of the three arrays after every check of :func:`make_params` (the
+    dataclass runs it too, so parameters built directly are checked the same way)."""
     rates = _real(rates, "rates")
     if rates.ndim != 2 or rates.shape[0] < 1 or rates.shape[1] < 1:
         raise ValueError(f"rates must be 2-D (n_states, n_channels), got shape {rates.shape}")
@@ -89,7 +100,7 @@ def make_params(initial_probs, transition_matrix, rates) -> PoissonHMMParams:
     if bad.size:
         raise ValueError(f"transition_matrix rows must sum to 1; row(s) {bad.tolist()} sum "
                          f"to {A.sum(axis=1)[bad].round(10).tolist()}")
-    return PoissonHMMParams(psi / psi.sum(), A / A.sum(axis=1, keepdims=True), rates)
+    return psi, A, rates
 
 
 def transition_matrix_from_rates(rates_hz, dt: float) -> np.ndarray:
@@ -98,8 +109,7 @@ def transition_matrix_from_rates(rates_hz, dt: float) -> np.ndarray:
     R = _real(rates_hz, "rates_hz")
     if R.ndim != 2 or R.shape[0] != R.shape[1]:
         raise ValueError(f"rates_hz must be square (K, K), got shape {R.shape}")
-    if not (np.isscalar(dt) and np.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a positive number of seconds, got {dt!r}")
+    dt = check_bin_width(dt, "dt")   # a positive, finite number (not a bool or string)
     A = R * dt
     np.fill_diagonal(A, 0.0)
     if np.any(A < 0):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from ..._checks import as_float_array
 from .model import HMMFitResult, PoissonHMM
 
 
@@ -46,9 +47,7 @@ def select_n_states(train, test, n_states, dt: float, *, n_restarts: int = 3, se
     """Fit a :class:`PoissonHMM` for each K in ``n_states`` on ``train`` (best of
     ``n_restarts``) and score it on the held-out ``test`` trials. ``model_kwargs`` go to
     :class:`PoissonHMM` (priors; masks must then fit every K)."""
-    ks = [int(k) for k in np.atleast_1d(n_states)]
-    if not ks:
-        raise ValueError("n_states must list at least one number of states")
+    ks = _state_counts(n_states)
     rows, fits, per_trial = [], [], []
     for K in ks:
         model = PoissonHMM(K, dt, **model_kwargs)
@@ -72,20 +71,41 @@ def select_n_states(train, test, n_states, dt: float, *, n_restarts: int = 3, se
                             per_trial, se, parsimonious)
 
 
+def _state_counts(n_states) -> list[int]:
+    """``n_states`` as a list of ints >= 1 (an int or a sequence of ints; 1.5, "2" or True
+    are rejected rather than truncated or parsed)."""
+    if isinstance(n_states, (str, bytes)) or n_states is None:
+        raise TypeError(f"n_states must be an integer or a list of integers, got "
+                        f"{n_states!r}")
+    values = np.atleast_1d(np.asarray(n_states, dtype=object)).ravel().tolist()
+    if not values:
+        raise ValueError("n_states must list at least one number of states")
+    for k in values:
+        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
+            raise TypeError(f"n_states must hold integers, got {k!r}")
+        if k < 1:
+            raise ValueError(f"n_states must be >= 1, got {k}")
+    return [int(k) for k in values]
+
+
 def align_states(rates_fit, rates_ref) -> np.ndarray:
     """Permutation ``perm`` that best matches fitted states to reference states:
     fitted state ``perm[k]`` corresponds to reference state k (use
     ``params.permute(perm)``). Cost: squared difference of the rates (K, C), each channel
     scaled by its mean reference rate; solved exactly by the Hungarian algorithm."""
-    f = np.asarray(rates_fit, dtype=float)
-    r = np.asarray(rates_ref, dtype=float)
+    f = as_float_array(rates_fit, "rates_fit")
+    r = as_float_array(rates_ref, "rates_ref")
     if f.ndim != 2 or f.shape != r.shape:
         raise ValueError(f"rates_fit and rates_ref must both be (K, C) with the same shape, "
                          f"got {f.shape} and {r.shape}")
     if not (np.all(np.isfinite(f)) and np.all(np.isfinite(r))):
         raise ValueError("rates must be finite")
     scale = np.where(r.mean(axis=0) > 0, r.mean(axis=0), 1.0)
-    cost = (((r[:, None, :] - f[None, :, :]) / scale) ** 2).sum(axis=2)  # (ref, fit)
+    with np.errstate(over="ignore", invalid="ignore"):
+        cost = (((r[:, None, :] - f[None, :, :]) / scale) ** 2).sum(axis=2)  # (ref, fit)
+    if not np.all(np.isfinite(cost)):
+        raise ValueError("rates_fit and rates_ref differ by more than float64 can square; "
+                         "rates must be in Hz")
     rows, cols = linear_sum_assignment(cost)
     perm = np.empty(f.shape[0], dtype=np.int64)
     perm[rows] = cols
