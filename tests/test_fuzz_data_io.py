@@ -1,7 +1,7 @@
-"""Fuzz suite (issue 9, part A): data binning and file readers.
-
-Partial: written under a 5-minute deadline; covers rebin_counts and the file readers on
-random bytes. The LG-SSM / HMM suites are not yet written (see the helper's report).
+"""Fuzz suite (issue 9, part A): rebin_counts on random arrays and the file readers on
+random bytes. Valid containers with malformed content (.npz members, edited saved-file
+descriptions, .mat variables, CSV cells), the binning functions and SpikeTrials are fuzzed
+in test_fuzz_data_core.py.
 """
 
 import numpy as np

@@ -19,25 +19,53 @@ from .container import SpikeTrials
 __all__ = ["bin_spike_times", "rebin_counts", "resample_covariate", "trial_windows"]
 
 _EPS = 1e-9
+# A binned recording larger than this (bins x units, 8 GB of float64) is refused with a
+# ValueError naming bin_width and the windows (it was a MemoryError, or NumPy's "Maximum
+# allowed size exceeded" for a spike time of 1e300 s).
+MAX_BIN_ENTRIES = 1e9
 
 
 def rebin_counts(counts, factor: int) -> np.ndarray:
     """Sum consecutive groups of ``factor`` time bins: (T, N) -> (T // factor, N).
 
     A trailing remainder shorter than ``factor`` is dropped. NaN (missing) in a group makes
-    the summed bin NaN. The input is not modified.
+    the summed bin NaN. Counts must be >= 0 and finite (ValueError naming ``counts``
+    otherwise: a negative count would cancel a spike and +-inf is not a count). The input is
+    not modified.
     """
+    x = _bins_2d(counts, factor, "counts")
+    finite = x[~np.isnan(x)]
+    if np.any(np.isinf(finite)):
+        raise ValueError("counts contains +-inf; counts must be finite (NaN marks missing)")
+    if np.any(finite < 0):
+        raise ValueError("counts has negative entries; counts must be >= 0")
+    out = _sum_bins(x, factor)
+    if np.any(np.isinf(out)):
+        raise ValueError("counts are too large: their sums over factor bins overflow float64")
+    return out
+
+
+def _bins_2d(values, factor, name: str) -> np.ndarray:
+    """``values`` as a float64 (T, N) copy (a 1-D input is one column), checked against
+    ``factor``."""
     if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
         raise ValueError(f"factor must be a positive integer, got {factor!r}")
-    x = as_float_array(counts, "counts")
+    x = as_float_array(values, name)
     if x.ndim == 1:
         x = x[:, None]
     if x.ndim != 2:
-        raise ValueError(f"counts must be (T, N), got shape {x.shape}")
+        raise ValueError(f"{name} must be (T, N), got shape {x.shape}")
+    if x.shape[0] // factor == 0:
+        raise ValueError(f"{name} has {x.shape[0]} bins, fewer than factor={factor}")
+    return x
+
+
+def _sum_bins(x: np.ndarray, factor: int) -> np.ndarray:
+    """Sums of consecutive groups of ``factor`` rows of a (T, N) array (remainder dropped);
+    any real values (covariates are averaged with it)."""
     n = x.shape[0] // factor
-    if n == 0:
-        raise ValueError(f"counts has {x.shape[0]} bins, fewer than factor={factor}")
-    return x[: n * factor].reshape(n, factor, x.shape[1]).sum(axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return x[: n * factor].reshape(n, factor, x.shape[1]).sum(axis=1)
 
 
 def n_bins(start: float, stop: float, bin_width: float) -> int:
@@ -70,6 +98,16 @@ def trial_windows(trials) -> np.ndarray:
     return w
 
 
+def _seconds(value, name: str) -> float:
+    """A finite time in seconds (a string such as "0" or a bool is refused, not parsed)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r:.40}")
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return float(value)
+
+
 def _spike_arrays(spike_times, unit_ids):
     if isinstance(spike_times, dict):
         if unit_ids is not None:
@@ -87,11 +125,13 @@ def _spike_arrays(spike_times, unit_ids):
     out = []
     for i, s in enumerate(spike_times):
         try:
-            a = np.array(s, dtype=np.float64).reshape(-1) if np.ndim(s) <= 1 else None
-        except (TypeError, ValueError):
-            raise TypeError(f"spike_times[{i}] must be numbers (seconds)") from None
-        if a is None:
-            raise ValueError(f"spike_times[{i}] must be 1-D, got shape {np.shape(s)}")
+            ndim = np.ndim(s)
+        except (TypeError, ValueError):   # ragged nested lists
+            ndim = None
+        if ndim is None or ndim > 1:
+            raise ValueError(f"spike_times[{i}] must be 1-D, got {s!r:.60}")
+        # TypeError for None, strings, complex numbers (the imaginary part was dropped)
+        a = as_float_array(s, f"spike_times[{i}]").reshape(-1)
         if not np.isfinite(a).all():
             raise ValueError(f"spike_times[{i}] contains NaN or inf")
         out.append(a)
@@ -130,6 +170,13 @@ def bin_spike_times(spike_times, bin_width: float, *, start: float | None = None
       [[[2.0, 0.0], [1.0, 0.0], [0.0, 0.0]], [[0.0, 1.0], [0.0, 0.0]]]
     """
     dt = check_bin_width(bin_width)
+    if covariates:   # checked here so that the messages name this function's arguments
+        if covariate_method not in ("mean", "linear", "nearest"):
+            raise ValueError(f"covariate_method must be 'mean', 'linear' or 'nearest', got "
+                             f"{covariate_method!r}")
+        if covariate_outside not in ("error", "nan", "edge"):
+            raise ValueError(f"covariate_outside must be 'error', 'nan' or 'edge', got "
+                             f"{covariate_outside!r}")
     spikes, unit_ids = _spike_arrays(spike_times, unit_ids)
     N = len(spikes)
     unit = np.concatenate([np.full(a.size, i, dtype=np.int64) for i, a in enumerate(spikes)])
@@ -137,18 +184,28 @@ def bin_spike_times(spike_times, bin_width: float, *, start: float | None = None
     order = np.argsort(t_all, kind="stable")
     t_all, unit = t_all[order], unit[order]
     if trials is None:
-        lo = float(start) if start is not None else min(0.0, t_all[0] if t_all.size else 0.0)
+        lo = _seconds(start, "start") if start is not None else min(
+            0.0, t_all[0] if t_all.size else 0.0)
         if stop is not None:
-            windows = trial_windows([(lo, float(stop))])
+            windows = trial_windows([(lo, _seconds(stop, "stop"))])
         else:
             last = t_all[-1] if t_all.size else lo
             if last < lo:
                 raise ValueError(f"start={lo} is after every spike (latest {last} s)")
-            windows = np.array([[lo, lo + (n_bins(lo, last, dt) + 1) * dt]])
+            with np.errstate(over="ignore"):   # in float: inf is refused just below
+                whole = np.floor((last - lo) / dt + _EPS)
+            windows = np.array([[lo, lo + (whole + 1) * dt]])
     else:
         if start is not None or stop is not None:
             raise ValueError("give either trials or start/stop, not both")
         windows = trial_windows(trials)
+    with np.errstate(over="ignore"):
+        total = float(np.sum((windows[:, 1] - windows[:, 0]) / dt)) * max(N, 1)
+    if not total <= MAX_BIN_ENTRIES:
+        raise ValueError(f"bin_width={dt:g} s over the trial windows ({windows[0, 0]:.6g}.."
+                         f"{windows[-1, 1]:.6g} s, {N} units) gives {total:.3g} bins x units, "
+                         f"more than {MAX_BIN_ENTRIES:.0e}; use wider bins or shorter windows "
+                         "(start, stop, trials)")
     counts, starts = [], []
     for k, (a, b) in enumerate(windows):
         T = n_bins(a, b, dt)
@@ -163,6 +220,8 @@ def bin_spike_times(spike_times, bin_width: float, *, start: float | None = None
         flat = np.bincount(b_idx * N + unit[i0:i1], minlength=T * N)
         counts.append(flat.reshape(T, N).astype(np.float64))
         starts.append(a)
+    if provenance is not None and not isinstance(provenance, dict):
+        raise TypeError(f"provenance must be a dict, got {type(provenance).__name__}")
     prov = dict(provenance or {})
     prov["binning"] = {"function": "bin_spike_times", "bin_width": dt,
                        "n_trials": int(len(windows)),
@@ -211,8 +270,8 @@ def resample_covariate(times, values, recording: SpikeTrials, *, method: str = "
         raise ValueError(f"outside must be 'error', 'nan' or 'edge', got {outside!r}")
     if not isinstance(recording, SpikeTrials):
         raise TypeError(f"recording must be a SpikeTrials, got {type(recording).__name__}")
-    t = np.array(times, dtype=np.float64).reshape(-1)
-    v = np.array(values, dtype=np.float64)
+    t = as_float_array(times, f"{name}: times").reshape(-1)   # TypeError for strings,
+    v = as_float_array(values, f"{name}: values")             # None, complex numbers
     if v.ndim == 1:
         v = v[:, None]
     if v.ndim != 2 or v.shape[0] != t.size:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._checks import check_bin_width
+from .._checks import check_bin_width, check_flag, check_seed
 from .trials import as_trial_list
 
 __all__ = ["SpikeTrials"]
@@ -44,6 +44,22 @@ def _ids(values, n: int, name: str) -> np.ndarray:
     if a.dtype.kind not in "biuU":
         raise TypeError(f"{name} must hold integers or strings, got dtype {a.dtype}")
     return _frozen(a.copy())
+
+
+def _finite_values(v, where: str) -> None:
+    """ValueError for a NaN or infinite number anywhere in provenance (it could not be
+    saved: provenance is stored as plain JSON)."""
+    if isinstance(v, dict):
+        for k, x in v.items():
+            _finite_values(x, f"{where}[{k!r}]")
+    elif isinstance(v, (list, tuple)):
+        for i, x in enumerate(v):
+            _finite_values(x, f"{where}[{i}]")
+    elif isinstance(v, np.ndarray) and v.dtype.kind in "fc":
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"{where} holds NaN or inf; provenance values must be finite")
+    elif isinstance(v, (float, np.floating)) and not np.isfinite(v):
+        raise ValueError(f"{where} is {v}; provenance values must be finite")
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,6 +139,7 @@ class SpikeTrials:
         if not isinstance(self.provenance, dict) or not all(
                 isinstance(k, str) for k in self.provenance):
             raise TypeError("provenance must be a dict with string keys")
+        _finite_values(self.provenance, "provenance")
         set_("provenance", dict(self.provenance))
 
     # ------------------------------------------------------------------ shape
@@ -149,9 +166,17 @@ class SpikeTrials:
         return (f"SpikeTrials({self.n_trials} trials x {self.n_units} units, "
                 f"{span} bins of {self.bin_width * 1e3:g} ms{cov})")
 
+    def _trial(self, trial) -> int:
+        """Position of one trial (negative counts from the end), checked by name."""
+        if isinstance(trial, (bool, np.bool_)) or not isinstance(trial, (int, np.integer)):
+            raise TypeError(f"trial must be an integer position, got {trial!r:.40}")
+        if not -self.n_trials <= trial < self.n_trials:
+            raise ValueError(f"trial={trial} is out of range for {self.n_trials} trials")
+        return int(trial) % self.n_trials
+
     def bin_edges(self, trial: int = 0) -> np.ndarray:
         """(T_k + 1,) bin edges of one trial in seconds."""
-        k = range(self.n_trials)[trial]
+        k = self._trial(trial)
         return self.trial_starts[k] + self.bin_width * np.arange(self.counts[k].shape[0] + 1)
 
     def bin_centres(self, trial: int = 0) -> np.ndarray:
@@ -169,13 +194,22 @@ class SpikeTrials:
     def inputs(self, names=None) -> list[np.ndarray]:
         """Covariates as model inputs: list of K arrays (T_k, q), the named covariates
         (default: all, in insertion order) side by side."""
-        names = list(self.covariates) if names is None else (
-            [names] if isinstance(names, str) else list(names))
-        if not names:
-            raise ValueError("this recording has no covariates")
+        if names is None:
+            names = list(self.covariates)
+            if not names:
+                raise ValueError("this recording has no covariates")
+        elif isinstance(names, str):
+            names = [names]
+        elif isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names):
+            names = list(names)
+            if not names:
+                raise ValueError("names is empty; name at least one covariate")
+        else:
+            raise TypeError(f"names must be a covariate name or a list of names, got "
+                            f"{names!r:.60}")
         for n in names:
             if n not in self.covariates:
-                raise KeyError(f"no covariate {n!r}; have {list(self.covariates)}")
+                raise ValueError(f"names: no covariate {n!r}; have {list(self.covariates)}")
         return [np.concatenate([self.covariates[n][k] for n in names], axis=1)
                 for k in range(self.n_trials)]
 
@@ -239,11 +273,16 @@ class SpikeTrials:
               stratify: bool = True) -> tuple[SpikeTrials, SpikeTrials]:
         """(train, test) split of the trials at random (seeded), within each label when
         ``stratify`` (every label keeps at least one training trial)."""
+        if isinstance(test_fraction, (bool, np.bool_)) or not isinstance(
+                test_fraction, (int, float, np.integer, np.floating)):
+            raise TypeError(f"test_fraction must be a number in (0, 1), got "
+                            f"{test_fraction!r:.40}")
         if not 0.0 < test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        stratify = check_flag(stratify, "stratify")
+        rng = np.random.default_rng(check_seed(seed))
         if self.n_trials < 2:
             raise ValueError("split needs at least 2 trials")
-        rng = np.random.default_rng(seed)
         groups = ([np.flatnonzero(self.trial_labels == v)
                    for v in np.unique(self.trial_labels)] if stratify
                   else [np.arange(self.n_trials)])
@@ -267,11 +306,14 @@ class SpikeTrials:
     def rebin(self, factor: int) -> SpikeTrials:
         """Bins ``factor`` times wider: counts summed, covariates averaged. A trailing
         remainder shorter than ``factor`` bins is dropped from each trial."""
-        from .binning import rebin_counts
+        from .binning import _sum_bins, rebin_counts
+        if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
+            raise ValueError(f"factor must be a positive integer, got {factor!r}")
         if self.lengths.min() < factor:
             raise ValueError(f"factor={factor} exceeds the shortest trial "
                              f"({self.lengths.min()} bins)")
-        covs = {n: [rebin_counts(a, factor) / factor for a in v]
+        # covariates are signals (positions may be negative): averaged, not checked as counts
+        covs = {n: [_sum_bins(a / factor, factor) for a in v]
                 for n, v in self.covariates.items()}
         prov = {**self.provenance, "rebin_factor": int(factor) * int(
             self.provenance.get("rebin_factor", 1))}

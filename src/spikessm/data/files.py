@@ -29,6 +29,7 @@ Nothing here unpickles: ``.npz`` is read with ``allow_pickle=False``; MATLAB fil
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import os
 import re
@@ -36,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._checks import as_float_array
 from ._source import bad_file, existing_file, file_provenance, npz_members, require
 from .binning import bin_spike_times, rebin_counts, resample_covariate
 from .container import SpikeTrials
@@ -140,11 +142,12 @@ def _field(s, name, p, where):
 
 def _place_cells(p, v, bin_width) -> SpikeTrials:
     neurons = np.atleast_1d(v["neuron"])
-    spikes = [np.atleast_1d(np.asarray(_field(n, "spikeTimes", p, f"neuron{{{i + 1}}}"),
-                                       dtype=np.float64)) for i, n in enumerate(neurons)]
-    t = np.asarray(v["time"], dtype=np.float64).reshape(-1)
-    pos = np.column_stack([np.asarray(v["x"], dtype=np.float64).reshape(-1),
-                           np.asarray(v["y"], dtype=np.float64).reshape(-1)])
+    spikes = [np.atleast_1d(as_float_array(_field(n, "spikeTimes", p, f"neuron{{{i + 1}}}"),
+                                           f"neuron{{{i + 1}}}.spikeTimes"))
+              for i, n in enumerate(neurons)]
+    t = as_float_array(v["time"], "time").reshape(-1)
+    pos = np.column_stack([as_float_array(v["x"], "x").reshape(-1),
+                           as_float_array(v["y"], "y").reshape(-1)])
     if t.size < 2 or pos.shape[0] != t.size:
         raise bad_file(p, f"time ({t.size}) and x, y ({pos.shape[0]}) must match")
     step = (t[-1] - t[0]) / (t.size - 1)
@@ -167,7 +170,7 @@ def _yu2009(p, v, bin_width) -> SpikeTrials:
                          f"got {bw}")
     counts, labels = [], []
     for k, d in enumerate(D):
-        x = np.asarray(_field(d, "data", p, f"D({k + 1})"), dtype=np.float64)
+        x = as_float_array(_field(d, "data", p, f"D({k + 1})"), f"D({k + 1}).data")
         if x.ndim != 2 or x.shape[1] < factor:
             raise bad_file(p, f"D({k + 1}).data has shape {x.shape}; expected units x time "
                               f"with at least {factor} samples")
@@ -211,11 +214,13 @@ def read_mat(path, *, layout: str | None = None, bin_width: float | None = None,
                 raise bad_file(p, "no variable 'spike_times'")
             cells = [cells] if isinstance(cells, np.ndarray) and cells.dtype != object \
                 else list(np.atleast_1d(cells))
-            rec = _spikes_rec(p, [np.atleast_1d(np.asarray(c, dtype=np.float64))
-                                  for c in cells], bin_width, trials, labels)
+            rec = _spikes_rec(p, [np.atleast_1d(as_float_array(c, f"spike_times{{{i + 1}}}"))
+                                  for i, c in enumerate(cells)], bin_width, trials, labels)
     except KeyError as exc:
         raise bad_file(p, f"layout {kind!r} needs variable {exc}") from None
-    except (AttributeError, TypeError) as exc:
+    except (AttributeError, TypeError, ValueError, IndexError) as exc:
+        if isinstance(exc, ValueError) and str(p) in str(exc):
+            raise                       # already names the file
         raise bad_file(p, f"does not match layout {kind!r} ({exc})") from None
     return _sourced(rec, p, "read_mat", layout=kind)
 
@@ -247,7 +252,10 @@ def read_npz(path, *, bin_width: float | None = None, trials=None, labels=None,
     if "counts" in v and layout in (None, "counts"):
         rec = _counts_rec(p, v, bin_width)
     elif "spike_times" in v and "spike_units" in v and layout in (None, "spike_times"):
-        t = np.asarray(v["spike_times"], dtype=np.float64).reshape(-1)
+        try:
+            t = as_float_array(v["spike_times"], "spike_times").reshape(-1)
+        except TypeError as exc:
+            raise bad_file(p, str(exc)) from None
         u = np.asarray(v["spike_units"]).reshape(-1)
         if t.shape != u.shape:
             raise bad_file(p, f"spike_times ({t.size}) and spike_units ({u.size}) differ "
@@ -278,6 +286,7 @@ def read_csv(path, *, bin_width: float, trials=None, labels=None, sep: str | Non
         df = pd.read_csv(p, sep=sep, float_precision="round_trip")
     except Exception as exc:              # ParserError, UnicodeDecodeError, EmptyDataError
         raise bad_file(p, f"not a readable table ({type(exc).__name__}: {exc})") from None
+    _check_row_lengths(p, sep)
     cols = {str(c).strip().lower(): c for c in df.columns}
     time_col = scale = None
     for key, c in (cols.items() if layout != "counts" else ()):
@@ -324,6 +333,24 @@ def read_csv(path, *, bin_width: float, trials=None, labels=None, sep: str | Non
     except (TypeError, ValueError) as exc:
         raise bad_file(p, str(exc)) from None
     return _sourced(rec, p, "read_csv", layout="counts")
+
+
+def _check_row_lengths(p: Path, sep: str) -> None:
+    """ValueError naming the file when a row has more or fewer fields than the header.
+    pandas fills missing trailing fields with NaN (read as missing counts) and, when every
+    row has one field too many, silently takes the first column as the row index; a cell
+    such as ``1,2`` written without quotes does either."""
+    if len(sep) != 1:                     # a regular-expression separator: pandas only
+        return
+    with open(p, newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.reader(f, delimiter=sep) if r]
+    if not rows:
+        return
+    width = len(rows[0])
+    for i, r in enumerate(rows[1:], start=2):
+        if len(r) != width:
+            raise bad_file(p, f"row {i} has {len(r)} fields; the header has {width} (a "
+                              "value holding the separator must be quoted)")
 
 
 # ------------------------------------------------------------------------------ dispatch

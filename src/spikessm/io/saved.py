@@ -18,10 +18,12 @@ bit-identical: same types, dtypes, shapes and values (NaN included). Arrays shar
 fields are stored once and shared again on load.
 
 Loading checks the file (zip integrity and CRCs, the JSON, every referenced member, dtypes
-without Python objects, class names) and raises ``ValueError`` naming the file and what is
-wrong. A file written by a newer format version raises ``ValueError`` saying which versions
-are involved; older format versions are migrated in :data:`_MIGRATIONS` (none exist yet:
-version 1 is the first).
+without Python objects, class names, and each dataclass field against its annotation: a
+string or a list where an array or a number belongs) and raises ``ValueError`` naming the
+file and what is wrong; saving refuses, with ``TypeError``, a dataclass whose fields load
+would refuse. A Python float NaN keeps its sign and payload. A file written by a newer
+format version raises ``ValueError`` saying which versions are involved; older format
+versions are migrated in :data:`_MIGRATIONS` (none exist yet: version 1 is the first).
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ import json
 import math
 import os
 import platform
+import struct
+import types
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +53,8 @@ FORMAT_VERSION = 1
 _META = "__meta__"
 _ARRAY_KINDS = "biufcUSmM"          # no object ("O") or structured ("V") arrays
 _MAX_DEPTH = 200
+_MAX_INT_BITS = 13_000   # about 3,900 decimal digits: below Python's int/str limit (4,300)
+_CANONICAL_NAN = struct.pack("<d", float("nan"))
 # Module prefixes whose (non-dataclass) classes are never instantiated by load().
 _NO_OBJECTS = ("spikessm.io", "spikessm.cli", "spikessm.distributed", "spikessm.plotting")
 # format_version -> function(meta dict) -> meta dict of format_version + 1.
@@ -95,10 +102,18 @@ class _Encoder:
     def enc(self, v, where: str, depth: int = 0):
         if depth > _MAX_DEPTH:
             raise ValueError(f"cannot save {where}: nested more than {_MAX_DEPTH} levels")
+        if type(v) is int and v.bit_length() > _MAX_INT_BITS:
+            raise ValueError(f"cannot save {where}: an integer of {v.bit_length()} bits is "
+                             "too long for the JSON description (store it as a string)")
         if v is None or type(v) in (bool, int, str):
             return v
         if type(v) is float:
-            return v if math.isfinite(v) else {"__float__": repr(v)}
+            if math.isfinite(v):
+                return v
+            bits = struct.pack("<d", v)
+            if math.isnan(v) and bits != _CANONICAL_NAN:   # keep the NaN's sign and payload
+                return {"__float__": "nan:" + bits[::-1].hex()}
+            return {"__float__": repr(v)}
         if type(v) is complex:
             return {"__complex__": [self.enc(v.real, where), self.enc(v.imag, where)]}
         if type(v) is bytes:
@@ -112,6 +127,10 @@ class _Encoder:
         if dataclasses.is_dataclass(v) and not isinstance(v, type):
             cls = type(v)
             self._check_class(cls, where)
+            bad = _misfit_field(cls, {f.name: getattr(v, f.name) for f in
+                                      dataclasses.fields(v)})
+            if bad is not None:   # load() would refuse it: refuse it now
+                raise TypeError(f"cannot save {where}.{bad}")
             fields = {f.name: self.enc(getattr(v, f.name), f"{where}.{f.name}", depth + 1)
                       for f in dataclasses.fields(v)}
             return {"__dataclass__": _class_name(cls), "fields": fields}
@@ -296,6 +315,14 @@ class _Decoder:
                         f"the file written by spikessm {self.file_version}: "
                         + "; ".join(msg))
 
+    def _check_types(self, cls, flds, vals, where):
+        """Each field value must fit the field's annotation (a description edited to put
+        a string where an array or a number belongs is refused here, not discovered when
+        the result is used). Annotations this check cannot judge are accepted."""
+        bad = _misfit_field(cls, vals)
+        if bad is not None:
+            raise self.bad(f"{where}.{bad} (file damaged or edited?)")
+
     def dec(self, node, where: str, depth: int = 0):
         if depth > _MAX_DEPTH:
             raise self.bad(f"{where}: nested more than {_MAX_DEPTH} levels")
@@ -321,6 +348,15 @@ class _Decoder:
             return a.tobytes()
         if tag == "__float__" and len(node) == 1 and val in ("nan", "inf", "-inf"):
             return float(val)
+        if (tag == "__float__" and len(node) == 1 and isinstance(val, str)
+                and len(val) == 20 and val.startswith("nan:")):
+            try:
+                x = struct.unpack("<d", bytes.fromhex(val[4:])[::-1])[0]
+            except ValueError:
+                raise self.bad(f"{where}: malformed NaN {val!r}") from None
+            if not math.isnan(x):
+                raise self.bad(f"{where}: malformed NaN {val!r}")
+            return x
         if tag == "__complex__" and len(node) == 1 and isinstance(val, list) and len(val) == 2:
             re, im = (self.dec(x, where, depth + 1) for x in val)
             if not all(type(x) is float for x in (re, im)):
@@ -350,6 +386,7 @@ class _Decoder:
             if unknown or missing:
                 raise self._mismatch(cls, unknown, missing, where)
             vals = {n: self.dec(x, f"{where}.{n}", depth + 1) for n, x in raw.items()}
+            self._check_types(cls, flds, vals, where)
             try:
                 obj = cls(**{n: x for n, x in vals.items() if flds[n].init})
             except (TypeError, ValueError) as exc:
@@ -386,6 +423,68 @@ class _Decoder:
             except (TypeError, ValueError) as exc:
                 raise self.bad(f"{where}: cannot rebuild {cls.__qualname__} ({exc})") from None
         raise self.bad(f"{where}: malformed entry (unknown tag {tag!r})")
+
+
+_NUMBER = (int, float, np.integer, np.floating)
+
+
+def _misfit_field(cls, values: dict) -> str | None:
+    """``"name: a T where Class has U"`` for the first field value that does not fit its
+    annotation (see :func:`_fits`), else None. save() and load() apply the same rule, so
+    what one writes the other reads."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:              # unresolvable annotation: nothing to check against
+        return None
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    for n, x in values.items():
+        ann = hints.get(n)
+        if ann is None or (x is None and defaults.get(n) is None):
+            continue
+        if _fits(x, ann) is False:
+            return (f"{n}: a {type(x).__name__} where {cls.__qualname__} has "
+                    f"{_ann_name(ann)}")
+    return None
+
+
+def _fits(x, ann):
+    """Whether ``x`` fits annotation ``ann``: True, False, or None when the annotation is
+    not one this check judges (then it is accepted). An array field takes arrays and NumPy
+    scalars; a float or int field any real number or numeric array (fits store NumPy
+    scalars and 0-d arrays there); strings, mappings, lists, None and booleans are refused
+    in numeric fields."""
+    origin = typing.get_origin(ann)
+    if origin in (typing.Union, types.UnionType):
+        verdicts = [_fits(x, a) for a in typing.get_args(ann)]
+        return None if None in verdicts else any(verdicts)
+    if ann is type(None):
+        return x is None
+    if origin is not None:            # tuple[...], list[...], dict[...]
+        ann = origin
+    if not isinstance(ann, type):
+        return None
+    is_bool = isinstance(x, (bool, np.bool_))
+    if ann is np.ndarray:
+        return isinstance(x, (np.ndarray, np.generic))
+    if ann in (float, int):
+        if isinstance(x, np.ndarray):
+            return x.dtype.kind in "iuf"
+        return isinstance(x, _NUMBER) and not is_bool
+    if ann is bool:
+        return is_bool or (isinstance(x, np.ndarray) and x.dtype.kind == "b")
+    if ann is str:
+        return isinstance(x, str)
+    if ann in (tuple, list):
+        return isinstance(x, (tuple, list))
+    if ann is dict:
+        return isinstance(x, dict)
+    if (getattr(ann, "__module__", "") or "").startswith("spikessm"):
+        return isinstance(x, ann)
+    return None
+
+
+def _ann_name(ann) -> str:
+    return getattr(ann, "__qualname__", None) or str(ann)
 
 
 def _read(path) -> tuple[str, dict, dict]:
