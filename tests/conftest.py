@@ -97,6 +97,36 @@ def pytest_configure(config):
     fuzz_harness.configure(config.getoption("--fuzz-examples"))
 
 
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (pyproject addopts): one worker per CPU this process may use, at most 4
+    (a CI container can report many more CPUs than its quota; each worker holds its own
+    JAX runtime and compiled code)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    return max(1, min(n, 4))
+
+
+def pytest_sessionfinish(session):
+    """On an xdist worker, hand this worker's fuzz case counts to the controller."""
+    import sys
+
+    harness = sys.modules.get("fuzz_harness")
+    if hasattr(session.config, "workeroutput") and harness is not None:
+        session.config.workeroutput["fuzz_counts"] = harness.export_counts()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """On the xdist controller, add each finished worker's fuzz case counts."""
+    import fuzz_harness
+
+    counts = getattr(node, "workeroutput", {}).get("fuzz_counts")
+    if counts:
+        fuzz_harness.merge_counts(counts)
+
+
 def pytest_terminal_summary(terminalreporter):
     import sys
 

@@ -118,6 +118,17 @@ def exercise(entry: str, fn, *args, names=(), also=(), allow_nonfinite=(), **kwa
     return out
 
 
+def export_counts() -> dict:
+    """This process's counts as plain dicts (an xdist worker sends them to the
+    controller, which adds them with :func:`merge_counts`)."""
+    return {"accepted": dict(ACCEPTED), "rejected": dict(REJECTED)}
+
+
+def merge_counts(counts: dict) -> None:
+    ACCEPTED.update(counts.get("accepted", {}))
+    REJECTED.update(counts.get("rejected", {}))
+
+
 def summary_lines() -> list[str]:
     entries = sorted(set(ACCEPTED) | set(REJECTED))
     if not entries:

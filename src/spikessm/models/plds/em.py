@@ -195,14 +195,18 @@ def mstep_poisson(C, W, data: PData, mu, S, dt, *, max_iter: int = 25, tol: floa
     def body(c):
         i, C, W, val, lam, _ = c
         dC, dW = _newton_direction(C, W, lam, f, F, Su, gy_c, gy_w)
+        # an ascent step up to the rounding error of each neuron's objective (a sum over
+        # all bins): near the optimum an exact comparison rejects good Newton steps at
+        # random and the search then halves them ~25 times (measured: 2/3 of the M-step)
+        floor = val - 1e-13 * jnp.abs(val)
 
         def ls_cond(s):
             alpha, v_new, _ = s
-            return jnp.any((v_new < val) & (alpha > 1e-8))
+            return jnp.any((v_new < floor) & (alpha > 1e-8))
 
         def ls_body(s):
             alpha, v_new, _ = s
-            alpha = jnp.where(v_new < val, 0.5 * alpha, alpha)
+            alpha = jnp.where(v_new < floor, 0.5 * alpha, alpha)
             v2, lam2 = _expected_poisson(C + alpha[:, None] * dC, W + alpha[:, None] * dW,
                                          f, dt)
             return alpha, v2, lam2
@@ -210,7 +214,7 @@ def mstep_poisson(C, W, data: PData, mu, S, dt, *, max_iter: int = 25, tol: floa
         v1, lam1 = _expected_poisson(C + dC, W + dW, f, dt)
         alpha, v_new, lam_new = jax.lax.while_loop(
             ls_cond, ls_body, (jnp.ones(C.shape[0], C.dtype), v1, lam1))
-        ok = v_new >= val
+        ok = v_new >= floor
         alpha = jnp.where(ok, alpha, 0.0)
         C2 = C + alpha[:, None] * dC
         W2 = W + alpha[:, None] * dW
