@@ -108,6 +108,20 @@ def pytest_xdist_auto_num_workers(config):
     return max(1, min(n, 4))
 
 
+# The heaviest test files (measured wall time, most first). With ``--dist loadfile`` xdist
+# hands out files in collection order, so starting these first keeps both workers busy
+# until the end instead of leaving one long file running alone.
+HEAVY_FIRST = ("test_plds.py", "test_plds_restarts.py", "test_shared.py", "test_docs.py",
+               "test_fuzz_lgssm.py", "test_torture.py", "test_fuzz_plds.py", "test_cli.py",
+               "test_fuzz_ssglm_shared.py", "test_plds_realdata.py", "test_sweep.py",
+               "test_ppaf.py", "test_fuzz_hmm.py", "test_reproducibility.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 def pytest_sessionfinish(session):
     """On an xdist worker, hand this worker's fuzz case counts to the controller."""
     import sys
