@@ -216,21 +216,24 @@ def laplace_smoother(m0, P0, A, a, Q, y, mask, off, C, dt, Jg, hg, rg, x_init, *
     rg_sum = jnp.sum(rg)
 
     def log_joint(x, eta):
-        """Log joint up to constants (without the Gaussian channels' r terms) and the
-        prior residual weights."""
+        """Log joint up to constants (without the Gaussian channels' r terms), and what
+        the Newton direction at x reuses: the prior residual weights and the rates."""
         w0 = P0i @ (x[0] - m0)
         e = x[1:] - x[:-1] @ A.T - a[1:]
         w = e @ Qi
-        prior = -0.5 * ((x[0] - m0) @ w0 + jnp.sum(w * e))
-        pois = jnp.sum(ym * eta - dt * m * jnp.exp(eta))
-        gauss = -0.5 * jnp.einsum("ti,tij,tj->", x, Jg, x) + jnp.sum(hg * x)
-        val = prior + pois + gauss
-        return jnp.where(jnp.isnan(val), -jnp.inf, val), w0, w
-
-    def newton(x, eta, w0, w):
-        """Newton direction at x: (dx, Sinv, G, log det H, gradient . dx)."""
         lam = dt * m * jnp.exp(eta)
-        grad = (ym - lam) @ C + hg - jnp.einsum("tij,tj->ti", Jg, x)
+        prior = -0.5 * ((x[0] - m0) @ w0 + jnp.sum(w * e))
+        pois = jnp.sum(ym * eta - lam)
+        Jx = jnp.einsum("tij,tj->ti", Jg, x)
+        gauss = -0.5 * jnp.sum(x * Jx) + jnp.sum(hg * x)
+        val = prior + pois + gauss
+        return jnp.where(jnp.isnan(val), -jnp.inf, val), (w0, w, lam, Jx)
+
+    def newton(aux):
+        """Newton direction at the point whose :func:`log_joint` gave ``aux``:
+        (dx, Sinv, G, log det H, gradient . dx)."""
+        w0, w, lam, Jx = aux
+        grad = (ym - lam) @ C + hg - Jx
         grad = grad.at[0].add(-w0).at[1:].add(-w).at[:-1].add(w @ A)
         D = Dg + (lam @ CC).reshape(T, d, d)
         dx, Sinv, G, logdet = precision_solve(D, M, grad)
@@ -241,13 +244,8 @@ def laplace_smoother(m0, P0, A, a, Q, y, mask, off, C, dt, Jg, hg, rg, x_init, *
         return (i < max_iter) & ~done
 
     def body(c):
-        i, x, eta, phi0, dx, _, _, _, _, _ = c
+        i, x, eta, phi0, dx = c[:5]
         deta = dx @ C.T
-
-        def along(alpha):
-            xa = x + alpha * dx
-            ea = eta + alpha * deta
-            return log_joint(xa, ea)
 
         # an ascent step, up to the rounding error of the log joint (a sum of O(TN) terms):
         # near the mode the gain of a Newton step falls below it, and an exact comparison
@@ -259,22 +257,26 @@ def laplace_smoother(m0, P0, A, a, Q, y, mask, off, C, dt, Jg, hg, rg, x_init, *
 
         def ls_body(s):
             alpha = 0.5 * s[0]
-            return alpha, along(alpha)[0]
+            val, aux = log_joint(x + alpha * dx, eta + alpha * deta)
+            return alpha, val, aux
 
-        alpha, val = jax.lax.while_loop(ls_cond, ls_body,
-                                        (jnp.asarray(1.0, dtype), along(1.0)[0]))
+        # the accepted point's log joint, residuals and rates are kept for the next
+        # Newton direction (one exp over the (T, N) rates per accepted step)
+        alpha, val, aux = jax.lax.while_loop(
+            ls_cond, ls_body, (jnp.asarray(1.0, dtype), *log_joint(x + dx, eta + deta)))
         ok = val >= floor
-        alpha = jnp.where(ok, alpha, 0.0)
-        x_new = x + alpha * dx
-        eta_new = eta + alpha * deta
-        phi, w0, w = log_joint(x_new, eta_new)
-        dx_n, Sinv, G, logdet, gdx = newton(x_new, eta_new, w0, w)
+        # no ascent step: stay at x and keep its Newton quantities (carried in c)
+        keep = lambda new_, old_: jnp.where(ok, new_, old_)
+        x_new = keep(x + alpha * dx, x)
+        eta_new = keep(eta + alpha * deta, eta)
+        dx_n, Sinv, G, logdet, gdx = jax.tree_util.tree_map(keep, newton(aux), c[4:9])
         done = (jnp.max(jnp.abs(dx_n)) <= tol) | ~ok
-        return i + jnp.where(ok, 1, 0), x_new, eta_new, phi, dx_n, Sinv, G, logdet, gdx, done
+        return (i + jnp.where(ok, 1, 0), x_new, eta_new, keep(val, phi0), dx_n, Sinv, G,
+                logdet, gdx, done)
 
     eta0 = x_init @ C.T + off
-    phi, w0, w = log_joint(x_init, eta0)
-    dx, Sinv, G, logdet, gdx = newton(x_init, eta0, w0, w)
+    phi, aux = log_joint(x_init, eta0)
+    dx, Sinv, G, logdet, gdx = newton(aux)
     init = (jnp.zeros((), jnp.int32), x_init, eta0, phi, dx, Sinv, G, logdet, gdx,
             jnp.max(jnp.abs(dx)) <= tol)
     n, x, _, phi, dx, Sinv, G, logdet, gdx, _ = jax.lax.while_loop(cond, body, init)
