@@ -184,9 +184,12 @@ def part_nstat():
             ours = PoissonLDS(d, dt)
             init = ours.initialize(train, method="sqrt_lds", seed=seed)
             ours.fit(train, params=init, max_iter=2, tol=0.0, progress=False)  # compile
-            t0 = time.perf_counter()
-            ours.fit(train, params=init, max_iter=30, tol=0.0, progress=False)
-            our_iter = (time.perf_counter() - t0) / 30       # EM iterations only
+            reps = []
+            for _ in range(3):   # median of 3 (this shared VM's timings vary by ~30%)
+                t0 = time.perf_counter()
+                ours.fit(train, params=init, max_iter=30, tol=0.0, progress=False)
+                reps.append((time.perf_counter() - t0) / 30)   # EM iterations only
+            our_iter = float(np.median(reps))
             f = ours.fit(train, params=init, max_iter=100, progress=False)
             our_gain = sc(f.params) - base
             peer_gain = np.nan
