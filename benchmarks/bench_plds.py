@@ -236,9 +236,74 @@ def part_weak():
     return out
 
 
+def part_screen(screen_iter=5, n_iter=30):
+    """Short-run screening ("em-EM") of 8 restarts: cost against one fit, and the weak-
+    observability check of ``part_weak`` with screening."""
+    dt = 0.02
+    p2 = sim_params(3, 50, rate=10.0, scale=0.6, dt=dt, seed=3)
+    _, y2, _ = PoissonLDS(3, dt).sample(p2, 2000, seed=2)
+    train = y2[:1600]
+    m2 = PoissonLDS(3, dt)
+    kw = dict(tol=0.0, progress=False)
+    score = lambda prm: spikessm.point_process_predictive_ll(prm, y2, score_from=1600).total
+
+    def one():
+        return m2.fit(train, init="random", seed=0, max_iter=n_iter, **kw)
+
+    def eight():
+        return m2.fit_restarts(train, seeds=range(8), init="random", max_iter=n_iter, **kw)
+
+    def screened():
+        t0 = time.perf_counter()
+        fits = m2.fit_restarts(train, seeds=range(8), init="random", max_iter=screen_iter, **kw)
+        t1 = time.perf_counter()
+        sc = [score(f.params) for f in fits]
+        t2 = time.perf_counter()
+        best = fits[int(np.argmax(sc))]
+        m2.fit(train, params=best.params, max_iter=n_iter - screen_iter, **kw)
+        t3 = time.perf_counter()
+        return (t1 - t0) + (t3 - t2), t2 - t1
+
+    one(), eight(), screened()   # compile
+    t_one, t_eight, t_scr, t_sc = [], [], [], []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        one()
+        t_one.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        eight()
+        t_eight.append(time.perf_counter() - t0)
+        a, b = screened()
+        t_scr.append(a)
+        t_sc.append(b)
+    med = lambda v: float(np.median(v))
+    res = {"screen_iter": screen_iter, "n_iter": n_iter, "one_fit_s": med(t_one),
+           "eight_full_batched_s": med(t_eight), "eight_screened_fits_s": med(t_scr),
+           "eight_scoring_s": med(t_sc),
+           "ratio_full": med(t_eight) / med(t_one), "ratio_screened": med(t_scr) / med(t_one),
+           "ratio_screened_with_scoring": (med(t_scr) + med(t_sc)) / med(t_one)}
+    print(json.dumps(res), flush=True)
+    A = 0.98 * np.array([[np.cos(0.1), -np.sin(0.1)], [np.sin(0.1), np.cos(0.1)]])
+    radii = []
+    for s in range(20):
+        rng = np.random.default_rng(100 + s)
+        p = make_plds_params(A=A, Q=0.01 * np.eye(2), C=rng.normal(0, 0.3, (5, 2)),
+                             d=np.full(5, np.log(10.0)), bin_width=0.02)
+        _, y, _ = PoissonLDS(2, 0.02).sample(p, 2000, seed=s)
+        r = spikessm.fit_point_process_em_best_of(y, 2, n_restarts=8, n_iter=n_iter,
+                                                  bin_width=0.02, seed=s,
+                                                  screen_iter=screen_iter)
+        radii.append(float(np.max(np.abs(np.linalg.eigvals(r.best_result.transition_matrix)))))
+    res.update(weak_radii=radii, weak_n_collapsed=int(np.sum(np.array(radii) < 0.5)))
+    print(json.dumps({"weak_radii": [round(r, 3) for r in radii],
+                      "weak_n_collapsed": res["weak_n_collapsed"]}), flush=True)
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--part", nargs="*", default=["accuracy", "speed", "nstat", "weak"])
+    ap.add_argument("--part", nargs="*",
+                    default=["accuracy", "speed", "nstat", "weak", "screen"])
     args = ap.parse_args()
     print(f"python {sys.version.split()[0]}, spikessm {spikessm.__version__}, "
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}")
@@ -246,7 +311,7 @@ def main():
         print(f"== {part}", flush=True)
         t0 = time.perf_counter()
         {"accuracy": part_accuracy, "speed": part_speed, "nstat": part_nstat,
-         "weak": part_weak}[part]()
+         "weak": part_weak, "screen": part_screen}[part]()
         print(f"[{part}: {time.perf_counter() - t0:.0f} s]", flush=True)
 
 

@@ -107,3 +107,40 @@ def test_best_of_bad_arguments(data):
         spikessm.fit_point_process_em_best_of(y[0], 2, holdout="trials")
     with pytest.raises(ValueError, match="gaussian"):
         spikessm.fit_hybrid_em_best_of(y, None, 2)
+
+
+def test_screened_restarts_continue_only_the_best(data):
+    """Short-run screening (em-EM): the restarts are the plain short fits, the best of them
+    by held-out score is the one run on, and nothing else changes."""
+    p, y = data
+    kw = dict(n_restarts=3, bin_width=0.02, seed=2, n_samples=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        short = spikessm.fit_point_process_em_best_of(y, 2, n_iter=3, **kw)
+        same = spikessm.fit_point_process_em_best_of(y, 2, n_iter=3, screen_iter=5, **kw)
+        scr = spikessm.fit_point_process_em_best_of(y, 2, n_iter=8, screen_iter=3, **kw)
+    # screen_iter >= n_iter: no screening, the same fits and scores
+    np.testing.assert_array_equal(same.all_predictive_lls, short.all_predictive_lls)
+    best = int(np.argmax(short.all_predictive_lls))
+    assert scr.best_seed == short.all_seeds[best]
+    for r in range(3):
+        a, b = scr.all_results[r], short.all_results[r]
+        if r != best:   # reported as screened: identical to the plain 3-iteration fits
+            assert scr.all_predictive_lls[r] == short.all_predictive_lls[r]
+            np.testing.assert_array_equal(a.transition_matrix, b.transition_matrix)
+            assert a.n_iter == b.n_iter <= 3
+    run_on = scr.all_results[best]
+    assert run_on is scr.best_result
+    assert 3 < run_on.n_iter <= 8
+    np.testing.assert_array_equal(run_on.log_likelihoods[:3],
+                                  short.all_results[best].log_likelihoods)
+    assert scr.best_predictive_ll == scr.all_predictive_lls[best]
+    # EM went on improving the training objective after the screening
+    assert run_on.log_likelihoods[-1] > short.all_results[best].log_likelihoods[-1]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "3", True])
+def test_screen_iter_is_checked(data, bad):
+    _, y = data
+    with pytest.raises((ValueError, TypeError), match="screen_iter"):
+        spikessm.fit_point_process_em_best_of(y, 2, n_iter=4, screen_iter=bad, bin_width=0.02)
