@@ -94,9 +94,30 @@ def _value(ann: str, rng, depth):
 
 
 # parameter dataclasses that check their own fields (NaN or odd shapes are refused)
+def _lgssm_params():
+    return spikessm.LGSSMParams(
+        A=np.array([[0.9, -0.0], [1e-300, 0.5]]), b=np.array([-0.0, 0.1]),
+        B=np.zeros((2, 1)), Q=np.array([[0.3, 0.1], [0.1, 0.2 + 1e-17]]),
+        C=np.array([[1.0, 2.0], [-3.0, 1e-300], [0.5, 0.25]]), d=np.array([1.0, -0.0, 2.0]),
+        D=np.ones((3, 1)), R=np.diag([0.5, 1.0, 2.0]), m0=np.zeros(2), P0=np.eye(2))
+
+
+def _plds_params():
+    return spikessm.PLDSParams(
+        np.array([[0.9, -0.0], [1e-300, 0.5]]), np.zeros(2), np.array([[0.3, 0.1], [0.1, 0.2]]),
+        np.array([[1.0, 2.0], [-3.0, 1e-300]]), np.array([-0.0, 2.0]), np.ones((2, 1)),
+        np.zeros((2, 0)), np.ones((1, 2)), np.array([0.5]), np.array([[2.0]]), np.zeros(2),
+        np.eye(2), 0.01)
+
+
 _VALID = {"PoissonHMMParams": lambda: spikessm.PoissonHMMParams(
     np.array([0.25, 0.75]), np.array([[1.0, 0.0], [0.5, 0.5]]),
-    np.array([[-0.0, 2.5, 1e-300], [3.0, 0.0, 7.0]]))}
+    np.array([[-0.0, 2.5, 1e-300], [3.0, 0.0, 7.0]])),
+    "LGSSMParams": _lgssm_params, "PLDSParams": _plds_params,
+    "SharedLGSSMParams": lambda: spikessm.SharedLGSSMParams(
+        (_lgssm_params(), _lgssm_params()), True, False),
+    "SharedPLDSParams": lambda: spikessm.SharedPLDSParams(
+        (_plds_params(), _plds_params()), True, True)}
 
 
 # ----------------------------------------------------------------------------- round trips

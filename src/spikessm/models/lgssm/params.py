@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..._checks import as_float_array
+
 PARAM_NAMES = ("A", "b", "B", "Q", "C", "d", "D", "R", "m0", "P0")
 COV_TYPES = ("full", "diagonal", "isotropic")
 
@@ -36,6 +38,10 @@ class LGSSMParams:
     m0: np.ndarray
     P0: np.ndarray
 
+    def __post_init__(self):
+        for name, value in check_fields(self).items():
+            object.__setattr__(self, name, value)
+
     @property
     def state_dim(self) -> int:
         return self.A.shape[0]
@@ -53,6 +59,69 @@ class LGSSMParams:
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in PARAM_NAMES}
+
+
+SYM_RTOL = 1e-8   # |M - M'| allowed, relative to max |M|, for covariances built directly
+
+
+def field_array(x, name: str, shape: tuple) -> np.ndarray:
+    """A finite float64 copy of ``x`` with ``shape`` (None: any length on that axis);
+    TypeError / ValueError naming ``name``."""
+    a = as_float_array(x, name)
+    if a.ndim != len(shape) or any(n is not None and m != n for m, n in zip(a.shape, shape)):
+        want = "(" + ", ".join("?" if n is None else str(n) for n in shape) + \
+            ("," if len(shape) == 1 else "") + ")"
+        raise ValueError(f"{name} must have shape {want}, got {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return a
+
+
+def check_spd(M: np.ndarray, name: str) -> None:
+    """``M`` (finite, square) symmetric to rounding and positive definite: the Cholesky
+    factor of its symmetrised form exists and is finite (fitted covariances are symmetric
+    only to rounding, so the symmetry check is relative)."""
+    if M.size == 0:
+        return
+    scale = np.max(np.abs(M))
+    if np.max(np.abs(M - M.T)) > SYM_RTOL * scale:
+        raise ValueError(f"{name} must be symmetric")
+    try:
+        L = np.linalg.cholesky(0.5 * M + 0.5 * M.T)
+    except np.linalg.LinAlgError:
+        L = None
+    if L is None or not np.all(np.isfinite(L)):
+        raise ValueError(f"{name} must be positive definite")
+
+
+def check_fields(p) -> dict:
+    """Validated float64 copies of the fields of an :class:`LGSSMParams`."""
+    A = field_array(p.A, "A", (None, None))
+    dim = A.shape[0]
+    if A.shape != (dim, dim) or dim < 1:
+        raise ValueError(f"A must be square (d, d) with d >= 1, got shape {A.shape}")
+    C = field_array(p.C, "C", (None, dim))
+    N = C.shape[0]
+    if N < 1:
+        raise ValueError(f"C must be (N, {dim}) with N >= 1, got shape {C.shape}")
+    B = field_array(p.B, "B", (dim, None))
+    q = B.shape[1]
+    out = {"A": A, "b": field_array(p.b, "b", (dim,)), "B": B,
+           "Q": field_array(p.Q, "Q", (dim, dim)), "C": C, "d": field_array(p.d, "d", (N,)),
+           "D": field_array(p.D, "D", (N, q)), "R": field_array(p.R, "R", (N, N)),
+           "m0": field_array(p.m0, "m0", (dim,)), "P0": field_array(p.P0, "P0", (dim, dim))}
+    for name in ("Q", "R", "P0"):
+        check_spd(out[name], name)
+    return out
+
+
+def unchecked(cls, **values):
+    """An instance of the frozen dataclass ``cls`` built without ``__post_init__`` (internal:
+    intermediate fit values whose own checks raise the documented errors)."""
+    obj = object.__new__(cls)
+    for name, value in values.items():
+        object.__setattr__(obj, name, value)
+    return obj
 
 
 def _check_cov(M, name):
@@ -172,5 +241,7 @@ def structure(M: np.ndarray, kind: str) -> np.ndarray:
 
 
 def replace_fields(p: LGSSMParams, **kw) -> LGSSMParams:
-    """Replace fields without re-validating (internal, arrays already checked)."""
-    return dataclasses.replace(p, **kw)
+    """Replace fields without re-validating (internal, arrays already checked; EM results
+    are checked for finiteness by the caller, which raises FloatingPointError)."""
+    return unchecked(type(p), **{**{f.name: getattr(p, f.name)
+                                    for f in dataclasses.fields(p)}, **kw})

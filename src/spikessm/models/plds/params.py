@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from ..._checks import check_bin_width
-from ..lgssm.params import _check_cov
+from ..lgssm.params import _check_cov, check_spd, field_array
 
 FIELDS = ("A", "b", "Q", "C", "d", "D", "H", "Cg", "dg", "R", "m0", "P0")
 
@@ -31,6 +31,11 @@ class PLDSParams:
     baselines (log Hz); D (N, q): covariate weights; H (N, L): spike-history weights;
     Cg (M, d), dg (M,), R (M, M): Gaussian channels (M = 0 for a pure Poisson LDS);
     m0 (d,), P0 (d, d): initial state; bin_width: seconds per bin.
+
+    Built directly (not through :func:`make_plds_params`), the fields are checked the same
+    way: real, finite, consistent shapes, Q, P0 (and R when M > 0) symmetric (to rounding)
+    and positive definite, bin_width a positive number; ValueError / TypeError name the
+    field. Arrays are stored as float64 copies with their values unchanged.
     """
 
     A: np.ndarray
@@ -46,6 +51,10 @@ class PLDSParams:
     m0: np.ndarray
     P0: np.ndarray
     bin_width: float
+
+    def __post_init__(self):
+        for name, value in _checked_fields(self).items():
+            object.__setattr__(self, name, value)
 
     @property
     def state_dim(self) -> int:
@@ -74,6 +83,27 @@ class PLDSParams:
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _checked_fields(p) -> dict:
+    """Validated float64 copies of the fields of a :class:`PLDSParams`."""
+    A = field_array(p.A, "A", (None, None))
+    k = A.shape[0]
+    if A.shape != (k, k) or k < 1:
+        raise ValueError(f"A must be a square (d, d) matrix with d >= 1, got shape {A.shape}")
+    C = field_array(p.C, "C", (None, k))
+    N = C.shape[0]
+    Cg = field_array(p.Cg, "Cg", (None, k))
+    M = Cg.shape[0]
+    out = {"A": A, "b": field_array(p.b, "b", (k,)), "Q": field_array(p.Q, "Q", (k, k)),
+           "C": C, "d": field_array(p.d, "d", (N,)), "D": field_array(p.D, "D", (N, None)),
+           "H": field_array(p.H, "H", (N, None)), "Cg": Cg,
+           "dg": field_array(p.dg, "dg", (M,)), "R": field_array(p.R, "R", (M, M)),
+           "m0": field_array(p.m0, "m0", (k,)), "P0": field_array(p.P0, "P0", (k, k)),
+           "bin_width": check_bin_width(p.bin_width)}
+    for name in ("Q", "R", "P0"):
+        check_spd(out[name], name)
+    return out
 
 
 def _arr(x, name, shape):

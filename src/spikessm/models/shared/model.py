@@ -49,7 +49,7 @@ from ...data.trials import TrialBatch, pack_trials
 from .. import gauge
 from ..lgssm import em as LG
 from ..lgssm.model import LinearGaussianSSM
-from ..lgssm.params import make_params
+from ..lgssm.params import LGSSMParams, make_params
 from ..plds import em as E
 from ..plds.model import (
     PLDSPosterior,
@@ -72,11 +72,19 @@ class SharedPLDSParams:
     """Parameters of a shared Poisson LDS / hybrid: ``recordings[r]`` is recording r's
     complete :class:`PLDSParams` (the shared A, b, Q (m0, P0) repeated in each, its own
     C (N_r, d), d (N_r,), Cg (M_r, d), dg, R). ``shared_dynamics``: A, b, Q are common
-    (False for separate per-recording fits); ``shared_initial``: m0, P0 are common."""
+    (False for separate per-recording fits); ``shared_initial``: m0, P0 are common.
+
+    Built directly, the fields are checked: ``recordings`` a non-empty list or tuple of
+    :class:`PLDSParams` with one state dimension and one bin width (stored as a tuple), the
+    flags True or False, and the parameters they declare common equal across recordings
+    (to a relative 1e-6); ValueError / TypeError name the field."""
 
     recordings: tuple
     shared_dynamics: bool
     shared_initial: bool
+
+    def __post_init__(self):
+        _check_shared(self, PLDSParams)
 
     @property
     def A(self) -> np.ndarray:
@@ -103,17 +111,59 @@ class SharedPLDSParams:
 class SharedLGSSMParams:
     """Parameters of a shared LG-SSM: ``recordings[r]`` is recording r's complete
     :class:`LGSSMParams` (shared A, b, Q (m0, P0) repeated; own C (N_r, d), d, diagonal
-    R). ``shared_dynamics``, ``shared_initial`` as in :class:`SharedPLDSParams`."""
+    R). ``shared_dynamics``, ``shared_initial`` as in :class:`SharedPLDSParams`, and
+    checked the same way when built directly."""
 
     recordings: tuple
     shared_dynamics: bool
     shared_initial: bool
+
+    def __post_init__(self):
+        _check_shared(self, LGSSMParams)
 
     A = SharedPLDSParams.A
     b = SharedPLDSParams.b
     Q = SharedPLDSParams.Q
     state_dim = SharedPLDSParams.state_dim
     n_recordings = SharedPLDSParams.n_recordings
+
+
+SHARED_RTOL = 1e-6   # parameters declared common may differ by rounding across recordings
+
+
+def _check_shared(sp, cls) -> None:
+    """Validate a shared-parameter dataclass in place (recordings stored as a tuple)."""
+    recs = sp.recordings
+    if not isinstance(recs, (list, tuple)):
+        raise TypeError(f"recordings must be a list or tuple of {cls.__name__}, got "
+                        f"{type(recs).__name__}")
+    if len(recs) == 0:
+        raise ValueError("recordings is empty; give one parameter set per recording")
+    for r, p in enumerate(recs):
+        if not isinstance(p, cls):
+            raise TypeError(f"recordings[{r}] must be {cls.__name__}, got {type(p).__name__}")
+    for flag in ("shared_dynamics", "shared_initial"):
+        if not isinstance(getattr(sp, flag), (bool, np.bool_)):
+            raise TypeError(f"{flag} must be True or False, got {getattr(sp, flag)!r:.40}")
+    ref = recs[0]
+    common = (("A", "b", "Q") if sp.shared_dynamics else ()) + \
+        (("m0", "P0") if sp.shared_initial else ())
+    for r, p in enumerate(recs):
+        if p.state_dim != ref.state_dim:
+            raise ValueError(f"recordings[{r}] has state_dim {p.state_dim}, recordings[0] "
+                             f"{ref.state_dim}")
+        if getattr(p, "bin_width", None) != getattr(ref, "bin_width", None):
+            raise ValueError(f"recordings[{r}] has bin width {p.bin_width}, recordings[0] "
+                             f"{ref.bin_width}: the shared dynamics are per bin")
+        for k in common:
+            a, b = getattr(p, k), getattr(ref, k)
+            if np.max(np.abs(a - b)) > SHARED_RTOL * max(np.max(np.abs(a)), np.max(np.abs(b))):
+                flag = "shared_dynamics" if k in ("A", "b", "Q") else "shared_initial"
+                raise ValueError(f"recordings[{r}].{k} differs from recordings[0].{k} but "
+                                 f"{flag} is True")
+    object.__setattr__(sp, "shared_dynamics", bool(sp.shared_dynamics))
+    object.__setattr__(sp, "shared_initial", bool(sp.shared_initial))
+    object.__setattr__(sp, "recordings", tuple(recs))
 
 
 @dataclass(frozen=True)
