@@ -210,7 +210,8 @@ def bin_spike_times(spike_times, bin_width: float, *, start: float | None = None
     for k, (a, b) in enumerate(windows):
         T = n_bins(a, b, dt)
         if T < 1:
-            raise ValueError(f"trial {k} ({a}..{b} s) is shorter than one bin of {dt} s")
+            raise ValueError(f"trial {k} ({a}..{b} s) is shorter than one bin of {dt} s "
+                             "(bin_width)")
         edges = a + dt * np.arange(T + 1)
         if abs((b - a) / dt - T) < _EPS:
             edges[-1] = b           # the window's own stop, not start + T*dt in rounding
@@ -235,6 +236,8 @@ def bin_spike_times(spike_times, bin_width: float, *, start: float | None = None
             raise TypeError("covariates must be a dict name -> (times, values)")
         added = {}
         for name, pair in covariates.items():
+            if not isinstance(name, str):   # was: "keywords must be strings"
+                raise TypeError(f"covariates names must be strings, got {name!r:.40}")
             try:
                 times, values = pair
             except (TypeError, ValueError):

@@ -12,11 +12,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._checks import as_float_array, check_flag
 from ._source import require
 from .binning import bin_spike_times
 from .container import SpikeTrials
 
 __all__ = ["from_neo", "from_pynapple"]
+
+
+def _provenance(provenance) -> dict:
+    if provenance is None:
+        return {}
+    if not isinstance(provenance, dict):
+        raise TypeError(f"provenance must be a dict, got {type(provenance).__name__}")
+    return provenance
 
 
 def _tsd_pair(obj, name: str):
@@ -46,8 +55,14 @@ def from_pynapple(units, bin_width: float, *, epochs=None, label_column: str | N
       covariates: dict name -> ``Tsd`` / ``TsdFrame`` (or a (times, values) pair),
         resampled to the bins (see :func:`spikessm.data.resample_covariate`).
     """
+    prov = {"reader": "from_pynapple", **_provenance(provenance)}
+    if covariates is not None and not isinstance(covariates, dict):
+        raise TypeError(f"covariates must be a dict name -> Tsd / TsdFrame / (times, values), "
+                        f"got {type(covariates).__name__}")
     if isinstance(units, dict):
-        spikes = {k: np.asarray(getattr(v, "t", v), dtype=np.float64) for k, v in
+        # TypeError naming the unit for strings, None, complex times (np.asarray parsed a
+        # string as a spike time and dropped imaginary parts)
+        spikes = {k: as_float_array(getattr(v, "t", v), f"units[{k!r}]") for k, v in
                   units.items()}
         support = None
     else:
@@ -69,7 +84,6 @@ def from_pynapple(units, bin_width: float, *, epochs=None, label_column: str | N
     if covariates:
         covs = {n: (v if isinstance(v, tuple) else _tsd_pair(v, n))
                 for n, v in covariates.items()}
-    prov = {"reader": "from_pynapple", **(provenance or {})}
     if epochs is None:
         return bin_spike_times(spikes, bin_width, labels=labels, covariates=covs,
                                covariate_method=covariate_method,
@@ -121,7 +135,8 @@ def from_neo(obj, bin_width: float, *, trials=None, label_annotation: str = "con
     Neo) falls outside the half-open bins and is not counted.
     """
     neo = require("neo", "from_neo")
-    prov = {"reader": "from_neo", **(provenance or {})}
+    prov = {"reader": "from_neo", **_provenance(provenance)}
+    covariates = check_flag(covariates, "covariates")   # "no" was taken as True
     kw = dict(covariate_method=covariate_method, covariate_outside=covariate_outside)
     if isinstance(obj, neo.Block):
         segs = list(obj.segments)

@@ -56,6 +56,9 @@ def _extract(nwb, path, bin_width, trials, label_column, units, covariates,
     keep = range(len(ids))
     if units is not None:
         pos = {u: i for i, u in enumerate(ids.tolist())}
+        if np.ndim(units) > 1:
+            raise ValueError(f"units must be a list of Units-table ids, got shape "
+                             f"{np.shape(units)}")
         missing = [u for u in np.atleast_1d(units).tolist() if u not in pos]
         if missing:
             raise ValueError(f"{path}: units {missing[:5]} not in the Units table "
@@ -63,10 +66,17 @@ def _extract(nwb, path, bin_width, trials, label_column, units, covariates,
         keep = [pos[u] for u in np.atleast_1d(units).tolist()]
     spikes = [np.asarray(col[i], dtype=np.float64) for i in keep]
     unit_ids = ids[list(keep)]
+    for sp, u in zip(spikes, unit_ids.tolist()):
+        if not np.all(np.isfinite(sp)):
+            raise bad_file(path, f"unit {u!r} has NaN or infinite spike_times")
 
     windows, labels, used = None, None, None
     if isinstance(trials, str):
         table = nwb.intervals.get(trials) if nwb.intervals is not None else None
+        if table is None and trials in ("trials", "epochs", "invalid_times"):
+            # an NWBFile built in memory holds these tables as attributes only (a file read
+            # back from disk also lists them under intervals)
+            table = getattr(nwb, trials, None)
         if table is None and trials != "trials":
             raise ValueError(f"{path}: no intervals table {trials!r}")
         if table is not None and start is None and stop is None:
@@ -85,6 +95,11 @@ def _extract(nwb, path, bin_width, trials, label_column, units, covariates,
         start = 0.0
 
     series = {}
+    if covariates is not None and not (
+            isinstance(covariates, str) or (isinstance(covariates, (list, tuple)) and all(
+                isinstance(n, str) for n in covariates))):
+        raise TypeError(f"covariates must be 'behavior', a series name, a list of names or "
+                        f"None, got {covariates!r:.60}")
     if covariates is not None:
         pool = {}
         for mod in nwb.processing.values():
@@ -107,10 +122,14 @@ def _extract(nwb, path, bin_width, trials, label_column, units, covariates,
         series = {n: _series_values(ts) for n, ts in chosen.items()}
     details = {"trials_table": used, "label_column": label_column,
                "covariates": sorted(series) or None}
-    return bin_spike_times(spikes, bin_width, trials=windows, start=start, stop=stop,
-                           unit_ids=unit_ids, labels=labels, covariates=series or None,
-                           covariate_method=covariate_method,
-                           covariate_outside=covariate_outside, provenance=details)
+    try:
+        return bin_spike_times(spikes, bin_width, trials=windows, start=start, stop=stop,
+                               unit_ids=unit_ids, labels=labels, covariates=series or None,
+                               covariate_method=covariate_method,
+                               covariate_outside=covariate_outside, provenance=details)
+    except (ValueError, TypeError) as exc:
+        # the windows, labels and covariates may come from the file: name it
+        raise type(exc)(f"{path}: {exc}") from None
 
 
 def read_nwb(path, bin_width: float, *, trials="trials", label_column: str | None = None,
