@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._checks import check_bin_width, check_flag
 from ..io import atomic_write
 from .tasks import COLUMNS, MODELS, TaskSpec, check_name, fit_task, load_recording, stored_row
 
@@ -78,6 +79,9 @@ def _pos_int(v, name, low=1):
 def _distinct(values, name, check):
     if isinstance(values, (str, int, np.integer)):
         values = (values,)
+    if not isinstance(values, (list, tuple, np.ndarray)):   # None: "not iterable"
+        raise TypeError(f"{name} must be a value or a list of values, got "
+                        f"{type(values).__name__}")
     values = [check(v) for v in values]
     if not values or len(set(values)) != len(values):
         raise ValueError(f"{name} must list distinct values, at least one, got {values!r}")
@@ -103,8 +107,7 @@ def make_specs(datasets, models, state_dims, n_restarts, *, seed, max_iter,
     max_iter = _pos_int(max_iter, "max_iter")
     if not (isinstance(holdout_fraction, (float, int)) and 0.0 < holdout_fraction < 1.0):
         raise ValueError(f"holdout_fraction must be in (0, 1), got {holdout_fraction!r}")
-    if not (isinstance(bin_width, (float, int)) and 0.0 < bin_width < math.inf):
-        raise ValueError(f"bin_width must be a positive number of seconds, got {bin_width!r}")
+    bin_width = check_bin_width(bin_width)   # True was taken as 1 s
     return [TaskSpec(n, m, d, r, seed, max_iter, float(holdout_fraction), float(bin_width))
             for n in names for m in models for d in dims for r in range(n_restarts)]
 
@@ -126,6 +129,25 @@ def _connect(client, scheduler_address, n_workers):
                       host="127.0.0.1", dashboard_address=None, env=WORKER_ENV) as cluster, \
             Client(cluster) as c:
         yield c
+
+
+def _out_dir(out_dir) -> Path:
+    """The output folder, created; errors name ``out_dir`` (os.fspath and mkdir raised
+    anonymous TypeError / FileExistsError, and "" silently meant the working folder)."""
+    if not isinstance(out_dir, (str, os.PathLike)) or isinstance(out_dir, bytes):
+        raise TypeError(f"out_dir must be a folder path, got {type(out_dir).__name__}")
+    path = os.fspath(out_dir)
+    if not isinstance(path, str) or not path.strip():
+        raise ValueError(f"out_dir must be a non-empty folder path, got {out_dir!r}")
+    out = Path(os.path.abspath(path))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(f"out_dir {os.fspath(out)!r} is a file or lies under one; give a "
+                         "folder") from None
+    except OSError as exc:
+        raise ValueError(f"out_dir {os.fspath(out)!r} cannot be created ({exc})") from None
+    return out
 
 
 def _identity(x):
@@ -212,10 +234,13 @@ def sweep(datasets: dict, models=("plds",), state_dims=(2, 3), n_restarts: int =
                        bin_width=bin_width)
     retries = _pos_int(retries, "retries", 0)
     n_workers = _pos_int(n_workers, "n_workers")
+    progress = check_flag(progress, "progress")
     if client is not None and scheduler_address is not None:
         raise ValueError("give client or scheduler_address, not both")
-    out = Path(os.path.abspath(os.fspath(out_dir)))
-    out.mkdir(parents=True, exist_ok=True)
+    if scheduler_address is not None and not isinstance(scheduler_address, str):
+        raise TypeError(f"scheduler_address must be a string such as 'tcp://host:8786', got "
+                        f"{type(scheduler_address).__name__}")
+    out = _out_dir(out_dir)
     rows = {}
     todo = []
     for spec in specs:
