@@ -12,7 +12,9 @@ must not modify its inputs.
 
 from __future__ import annotations
 
+import atexit
 import datetime
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -137,6 +139,7 @@ NWB_OPTS = {
 NWB_NAMES = tuple(NWB_DEFAULTS) + ("<NWBFile>", ".nwb")
 
 _DIR = Path(tempfile.mkdtemp(prefix="spikessm-fuzz-nwb-"))
+atexit.register(shutil.rmtree, _DIR, ignore_errors=True)
 ON_DISK = ("ok", "no_units", "nan_spike", "labels")
 _FILES: dict = {}
 

@@ -13,9 +13,11 @@ create no folder, and leave their inputs unchanged.
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -38,6 +40,7 @@ DATA = np.ones((2, 6, 2))
 BASE = dict(models=("plds",), state_dims=(2,), n_restarts=1, seed=0, max_iter=3,
             holdout_fraction=0.25, bin_width=1.0)
 _ROOT = Path(tempfile.mkdtemp(prefix="spikessm-fuzz-sweep-"))
+atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
 DONE = _ROOT / "done"
 A_FILE = _ROOT / "a_file"
 A_FILE.write_text("not a folder")
