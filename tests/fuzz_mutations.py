@@ -173,3 +173,13 @@ def mutate_value(value, kind: str, pos: int = 0):
             "zeros": 0, "rank1": np.array([value, value]), "rank4": np.ones((1, 1, 1, 1)),
             "empty_T": np.array([]), "object_str": OPAQUE, "transpose": -np.inf,
             "frac": 0.5}[kind]
+
+
+def one_mutated(defaults: dict, options: dict, arg, k: int) -> dict:
+    """``defaults`` with argument ``arg`` (None: none) set to its ``k``-th option (cyclic)
+    from ``options[arg]``: one mutated argument per fuzz case."""
+    kw = dict(defaults)
+    if arg is not None:
+        vals = options[arg]
+        kw[arg] = vals[k % len(vals)]
+    return kw

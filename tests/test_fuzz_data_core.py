@@ -22,7 +22,14 @@ import numpy as np
 import pytest
 import scipy.io
 from fuzz_harness import exercise, fuzz_settings
-from fuzz_mutations import OPAQUE, assert_unchanged, mutate, position, snapshot
+from fuzz_mutations import (
+    OPAQUE,
+    assert_unchanged,
+    mutate,
+    one_mutated,
+    position,
+    snapshot,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -36,14 +43,6 @@ DT = 0.05
 SPIKES = [np.array([0.011, 0.05, 0.13, 0.29]), np.array([0.02, 0.2]), np.array([])]
 pick = st.integers(0, 60)
 
-
-def one_mutated(defaults: dict, options: dict, arg, k: int) -> dict:
-    """``defaults`` with argument ``arg`` (None: none) set to one of its ``options``."""
-    kw = dict(defaults)
-    if arg is not None:
-        vals = options[arg]
-        kw[arg] = vals[k % len(vals)]
-    return kw
 
 
 def check_recording(rec):

@@ -16,6 +16,7 @@ from fuzz_mutations import (
     OPAQUE,
     assert_unchanged,
     mutate,
+    one_mutated,
     position,
     snapshot,
 )
@@ -37,14 +38,6 @@ Y3 = MODEL.sample(TRUTH, 2, T, seed=3)[1]
 DATA_NAMES = ("data",)
 pick = st.integers(0, 60)
 
-
-def one_mutated(defaults: dict, options: dict, arg, k: int) -> dict:
-    """``defaults`` with argument ``arg`` (None: none) set to one of its ``options``."""
-    kw = dict(defaults)
-    if arg is not None:
-        vals = options[arg]
-        kw[arg] = vals[k % len(vals)]
-    return kw
 
 
 # counts mutations; "batch" = two equal-length trials

@@ -17,6 +17,7 @@ from fuzz_mutations import (
     assert_unchanged,
     mutate,
     mutate_value,
+    one_mutated,
     position,
     snapshot,
 )
@@ -173,14 +174,6 @@ def test_model_constructor(arg, value, d, n):
 SEEDS = (0, 0, 0, 3, -1, 1.5, "1", None, np.int32(4), True, 2**70)
 BAD_SEEDS = (-1, 1.5, "1", None, True)
 
-
-def one_mutated(defaults: dict, options: dict, arg, pick: int) -> dict:
-    """``defaults`` with argument ``arg`` (None: none) set to one of its ``options``."""
-    kw = dict(defaults)
-    if arg is not None:
-        vals = options[arg]
-        kw[arg] = vals[pick % len(vals)]
-    return kw
 
 
 pick = st.integers(0, 60)

@@ -19,10 +19,13 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import neo
 import numpy as np
+import pynapple as nap
 import pytest
+import quantities as pq
 from fuzz_harness import exercise, fuzz_settings
-from fuzz_mutations import BAD_POS_FLOATS, OPAQUE, position
+from fuzz_mutations import BAD_POS_FLOATS, OPAQUE, one_mutated, position
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -30,24 +33,12 @@ import spikessm as s
 
 pytestmark = pytest.mark.fuzz
 
-pynwb = pytest.importorskip("pynwb")
-nap = pytest.importorskip("pynapple")
-neo = pytest.importorskip("neo")
-pq = pytest.importorskip("quantities")
-
 DT = 0.1
 SPIKES = [np.array([0.05, 0.31, 0.62, 1.5]), np.array([0.2, 1.1]), np.array([1.9])]
 WINDOWS = [(0.0, 1.0), (1.0, 2.0)]
 pick = st.integers(0, 60)
 BIN_WIDTHS = (DT, DT, DT, 0.25, np.float64(0.1)) + BAD_POS_FLOATS + (np.array([0.1]), OPAQUE)
 
-
-def one_mutated(defaults: dict, options: dict, arg, k: int) -> dict:
-    kw = dict(defaults)
-    if arg is not None:
-        vals = options[arg]
-        kw[arg] = vals[k % len(vals)]
-    return kw
 
 
 def check_recording(rec, n_units=None):
