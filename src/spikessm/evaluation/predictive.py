@@ -281,8 +281,8 @@ def _info(P, g, gmask, d):
 
 
 @partial(jax.jit, static_argnames=("n_samples", "n_defensive", "diag"))
-def _predictive_core(P, y, mask, valid, off, g, gmask, dt, seed, inflation, nodes, *,
-                     n_samples, n_defensive, diag):
+def _predictive_core(P, y, mask, valid, off, g, gmask, dt, seed, inflation, nodes, scored,
+                     *, n_samples, n_defensive, diag):
     P = dict(P, diag=diag)
     d = P["A"].shape[0]
     Jg, hg, rg = _info(P, g, gmask, d)
@@ -290,10 +290,11 @@ def _predictive_core(P, y, mask, valid, off, g, gmask, dt, seed, inflation, node
     keys = jax.vmap(lambda k: jax.random.fold_in(key, k))(jnp.arange(y.shape[0]))
     fn = partial(PP.laplace_predictive_filter, n_samples=n_samples, n_defensive=n_defensive,
                  inflation=inflation, nodes=nodes)
+    # scored (T,): steps scored in any trial, unbatched so the sampling is really skipped
     return jax.vmap(fn, in_axes=(0, None, None, None, None, None, 0, 0, 0, 0, None, None,
-                                 0, 0, 0))(
+                                 0, 0, 0, None))(
         keys, P["m0"], P["P0"], P["A"], P["b"], P["Q"], y, mask, valid, off, P["C"], dt,
-        Jg, hg, rg)
+        Jg, hg, rg, scored)
 
 
 @partial(jax.jit, static_argnames=("n_particles", "n_repeats", "diag"))
@@ -383,6 +384,7 @@ def _score(params, pk: _Packed, n_samples, seed) -> PredictiveLogLik:
                            jnp.asarray(pk.off), jnp.asarray(pk.g), jnp.asarray(pk.gmask),
                            jnp.asarray(params.bin_width), jnp.asarray(seed, jnp.uint32),
                            jnp.asarray(INFLATION), _nodes(params.state_dim),
+                           jnp.asarray(np.any(pk.scored, axis=0)),
                            n_samples=n_samples, n_defensive=n_def, diag=diag)
     sc = pk.scored
     gau = np.where(sc, np.asarray(out.gaussian), np.nan)

@@ -135,32 +135,26 @@ def _laplace_mode(eta0, B, y, m, dt, max_iter, tol):
     return z, n
 
 
-def laplace_is_step(m, L, y, mask, off, C, dt, const, eps, *, n_defensive: int,
-                    inflation, max_iter: int, tol, nodes=None):
-    """One Poisson step: importance-sampling estimate of the predictive and the Laplace
-    filtered posterior.
-
-    Args:
-      m (d,), L (d, d): mean and Cholesky factor of the Gaussian ``N(m', P')``.
-      y (N,), mask (N,) bool, off (N,) log-rate offsets, C (N, d), dt, const: the step's
-        ``sum m (y log dt - log y!)``.
-      eps (n, d): standard-normal draws; the last ``n_defensive`` rows are the defensive
-        (prior) component's draws.
-      inflation: covariance multiplier of the Laplace component.
-      nodes: optional cubature rule (xi (q, d), weights (q,)) for N(0, I): the filtered
-        Gaussian is moment matched (module docstring); None: the Laplace Gaussian.
-
-    Returns (log_p, se, ess, mean, cov, newton_iters).
-    """
-    n, d = eps.shape
-    dtype = eps.dtype
+def _laplace_proposal(m, L, y, mask, off, C, dt, max_iter, tol):
+    """The Laplace approximation of one Poisson step in the whitened coordinates z of the
+    prior ``N(m, L L')``: (mask as float, B = C L, eta0 = off + C m, mode z*, Cholesky
+    factor Lh of the Hessian at z*, Newton iterations)."""
+    dtype = L.dtype
+    d = L.shape[0]
     m_f = mask.astype(dtype)
     B = C @ L
     eta0 = off + C @ m
     z_star, iters = _laplace_mode(eta0, B, y, m_f, dt, max_iter, tol)
     lam = dt * m_f * jnp.exp(eta0 + B @ z_star)
     H = K._sym(jnp.eye(d, dtype=dtype) + (B * lam[:, None]).T @ B)
-    Lh = jnp.linalg.cholesky(H)
+    return m_f, B, eta0, z_star, jnp.linalg.cholesky(H), iters
+
+
+def _is_estimate(prop, y, dt, const, eps, n_defensive, inflation):
+    """Importance-sampling estimate of log p(y_t | past) from :func:`_laplace_proposal`'s
+    output: (log_p, relative standard error, effective sample size)."""
+    m_f, B, eta0, z_star, Lh, _ = prop
+    n, d = eps.shape
     s = jnp.sqrt(inflation)
     n_lap = n - n_defensive
     z_lap = z_star + s * solve_triangular(Lh.T, eps[:n_lap].T, lower=False).T
@@ -185,6 +179,13 @@ def laplace_is_step(m, L, y, mask, off, C, dt, const, eps, *, n_defensive: int,
     log_p = top + jnp.log(mw)
     se = jnp.std(w, ddof=1) / (mw * jnp.sqrt(n))
     ess = jnp.sum(w) ** 2 / jnp.sum(w * w)
+    return log_p, se, ess
+
+
+def _filtered(m, L, prop, y, dt, nodes):
+    """The filtered Gaussian (mean, covariance) of one Poisson step: moment matched by
+    cubature (``nodes``) or the Laplace Gaussian (``nodes=None``)."""
+    m_f, B, eta0, z_star, Lh, _ = prop
     if nodes is not None:
         # moment matching by cubature in the Laplace coordinates (deterministic)
         xi, omega = nodes
@@ -202,15 +203,37 @@ def laplace_is_step(m, L, y, mask, off, C, dt, const, eps, *, n_defensive: int,
         Wm = L @ Ls
         mean = m + L @ jnp.where(ok, zm, z_star)
         W = jnp.where(ok, Wm.T, solve_triangular(Lh, L.T, lower=True))
-        return log_p, se, ess, mean, K._sym(W.T @ W), iters
-    mean = m + L @ z_star
+        return mean, K._sym(W.T @ W)
     W = solve_triangular(Lh, L.T, lower=True)
-    return log_p, se, ess, mean, K._sym(W.T @ W), iters
+    return m + L @ z_star, K._sym(W.T @ W)
+
+
+def laplace_is_step(m, L, y, mask, off, C, dt, const, eps, *, n_defensive: int,
+                    inflation, max_iter: int, tol, nodes=None):
+    """One Poisson step: importance-sampling estimate of the predictive and the Laplace
+    filtered posterior.
+
+    Args:
+      m (d,), L (d, d): mean and Cholesky factor of the Gaussian ``N(m', P')``.
+      y (N,), mask (N,) bool, off (N,) log-rate offsets, C (N, d), dt, const: the step's
+        ``sum m (y log dt - log y!)``.
+      eps (n, d): standard-normal draws; the last ``n_defensive`` rows are the defensive
+        (prior) component's draws.
+      inflation: covariance multiplier of the Laplace component.
+      nodes: optional cubature rule (xi (q, d), weights (q,)) for N(0, I): the filtered
+        Gaussian is moment matched (module docstring); None: the Laplace Gaussian.
+
+    Returns (log_p, se, ess, mean, cov, newton_iters).
+    """
+    prop = _laplace_proposal(m, L, y, mask, off, C, dt, max_iter, tol)
+    log_p, se, ess = _is_estimate(prop, y, dt, const, eps, n_defensive, inflation)
+    mean, cov = _filtered(m, L, prop, y, dt, nodes)
+    return log_p, se, ess, mean, cov, prop[-1]
 
 
 def laplace_predictive_filter(key, m0, P0, A, b, Q, y, mask, valid, off, C, dt, Jg, hg, rg,
-                              *, n_samples: int, n_defensive: int, inflation=1.2,
-                              max_iter: int = 30, tol=1e-10,
+                              scored=None, *, n_samples: int, n_defensive: int,
+                              inflation=1.2, max_iter: int = 30, tol=1e-10,
                               nodes=None) -> PredictiveSteps:
     """Forward Gaussian filter with importance-sampled one-step predictives (one trial).
 
@@ -225,6 +248,11 @@ def laplace_predictive_filter(key, m0, P0, A, b, Q, y, mask, valid, off, C, dt, 
       n_samples, n_defensive: static sample sizes (total, of which from the prior).
       inflation: covariance multiplier of the Laplace proposal; max_iter, tol: Newton;
       nodes: cubature rule for moment matching (see :func:`laplace_is_step`).
+      scored (T,) bool, optional: the steps whose predictive is wanted; the others are
+        only filtered (no importance sampling: their score fields hold log_p = se = 0 and
+        ess = n_samples). A warm start through training data then costs a filter pass,
+        not the sampling. Pass it unbatched (the same for every trial under ``vmap``) so
+        that the skip is a real branch. None: every step.
 
     Returns:
       :class:`PredictiveSteps`; padded steps hold zeros in the score fields.
@@ -233,17 +261,27 @@ def laplace_predictive_filter(key, m0, P0, A, b, Q, y, mask, valid, off, C, dt, 
     dtype = hg.dtype
     eye = jnp.eye(d, dtype=dtype)
     const = poisson_step_constants(y, mask, dt)
+    scored = jnp.ones((T,), bool) if scored is None else scored
 
     def fwd(carry, inp):
         m, P = carry
-        t, y_t, mask_t, valid_t, off_t, J_t, h_t, r_t, c_t = inp
+        t, y_t, mask_t, valid_t, off_t, J_t, h_t, r_t, c_t, s_t = inp
         Lp = jnp.linalg.cholesky(P)
         mg, Pg, llg = K._info_update_chol(m, Lp, J_t, h_t, r_t, eye)
         Lg = jnp.linalg.cholesky(Pg)
-        eps = jax.random.normal(jax.random.fold_in(key, t), (n_samples, d), dtype)
-        lp, se, ess, mu, Sig, it = laplace_is_step(
-            mg, Lg, y_t, mask_t, off_t, C, dt, c_t, eps, n_defensive=n_defensive,
-            inflation=inflation, max_iter=max_iter, tol=tol, nodes=nodes)
+        prop = _laplace_proposal(mg, Lg, y_t, mask_t, off_t, C, dt, max_iter, tol)
+
+        def sample(_):
+            eps = jax.random.normal(jax.random.fold_in(key, t), (n_samples, d), dtype)
+            return _is_estimate(prop, y_t, dt, c_t, eps, n_defensive, inflation)
+
+        def skip(_):
+            zero = jnp.zeros((), dtype)
+            return zero, zero, jnp.asarray(n_samples, dtype)
+
+        lp, se, ess = jax.lax.cond(s_t, sample, skip, None)
+        mu, Sig = _filtered(mg, Lg, prop, y_t, dt, nodes)
+        it = prop[-1]
         has = jnp.any(mask_t) & valid_t
         mu = jnp.where(has, mu, mg)
         Sig = jnp.where(has, Sig, Pg)
@@ -256,7 +294,7 @@ def laplace_predictive_filter(key, m0, P0, A, b, Q, y, mask, valid, off, C, dt, 
         return (m_n, P_n), PredictiveSteps(llg, lp, se, ess, jnp.where(has, it, 0), mu, Sig)
 
     _, out = jax.lax.scan(fwd, (m0, K._sym(P0)),
-                          (jnp.arange(T), y, mask, valid, off, Jg, hg, rg, const))
+                          (jnp.arange(T), y, mask, valid, off, Jg, hg, rg, const, scored))
     return out
 
 
