@@ -217,6 +217,23 @@ def test_padding_invariance(plds):
     np.testing.assert_allclose(s_rag.per_trial[0], s_full.per_trial[0], rtol=1e-12)
 
 
+def test_warm_up_steps_skip_sampling_without_changing_the_scored_steps(plds):
+    """Steps before ``score_from`` are filtered without importance sampling; the scored
+    steps (same draws: step t always uses fold_in(key, t)) equal those of scoring every
+    step, in ragged trials whose warm-ups differ."""
+    p, y = plds
+    every = point_process_predictive_ll(p, y, seed=3)
+    cut = np.array([30, 12, 39])
+    warm = point_process_predictive_ll(p, y, score_from=cut, seed=3)
+    for k, c in enumerate(cut):
+        np.testing.assert_allclose(warm.per_timestep[k, c:], every.per_timestep[k, c:],
+                                   rtol=1e-13)
+        np.testing.assert_allclose(warm.per_timestep_std_error[k, c:],
+                                   every.per_timestep_std_error[k, c:], rtol=1e-12)
+        assert np.all(np.isnan(warm.per_timestep[k, :c]))
+    assert warm.n_scored == int(np.sum(40 - cut))
+
+
 # ------------------------------------------------------------------------------------
 # (d) warm start
 # ------------------------------------------------------------------------------------
