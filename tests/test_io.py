@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import pickle
 import zipfile
 
 import numpy as np
 import pytest
+from bitwise import assert_same
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -27,34 +27,6 @@ from spikessm.io import (
 
 
 # ----------------------------------------------------------------------------- helpers
-def assert_same(a, b, where="obj"):
-    """Bit-identical: same types, dtypes, shapes, bytes (NaN payloads and -0.0 included)."""
-    assert type(a) is type(b), f"{where}: {type(a)} != {type(b)}"
-    if isinstance(a, np.ndarray):
-        assert a.dtype == b.dtype and a.shape == b.shape, where
-        assert a.tobytes() == b.tobytes(), where
-    elif isinstance(a, np.generic):
-        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), where
-    elif dataclasses.is_dataclass(a):
-        for f in dataclasses.fields(a):
-            assert_same(getattr(a, f.name), getattr(b, f.name), f"{where}.{f.name}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_same(x, y, f"{where}[{i}]")
-    elif isinstance(a, dict):
-        assert list(a) == list(b), where
-        for k in a:
-            assert_same(a[k], b[k], f"{where}[{k!r}]")
-    elif isinstance(a, float):
-        assert (math.isnan(a) and math.isnan(b)) or (
-            a == b and math.copysign(1, a) == math.copysign(1, b)), where
-    elif hasattr(a, "__dict__"):
-        assert_same(vars(a), vars(b), where)
-    else:
-        assert a == b, where
-
-
 def roundtrip(tmp_path, obj, name="obj.npz", **kw):
     path = tmp_path / name
     save(path, obj, **kw)

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import gammaln
 
-from .._checks import check_bin_width
+from .._checks import check_bin_width, check_seed
 from .._checks import check_int as _check_int
 from .._jax import x64
 from ..data.trials import as_trial_list, pack_trials
@@ -371,13 +371,9 @@ def _unpack(a, pk: _Packed):
     return a[0] if pk.single else a
 
 
-def _check_seed(seed):
-    return _check_int(seed, "seed", 0)
-
-
 def _score(params, pk: _Packed, n_samples, seed) -> PredictiveLogLik:
     n_samples = _check_int(n_samples, "n_samples", 10)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     n_def = int(round(DEFENSIVE_FRACTION * n_samples))
     P, diag = _device_params(params)
     out = _predictive_core(P, jnp.asarray(pk.y), jnp.asarray(pk.mask), jnp.asarray(pk.valid),
@@ -505,7 +501,7 @@ def smc_log_likelihood(params: PLDSParams, spikes, gaussian=None, *, covariates=
     params = _check_params(params)
     n_particles = _check_int(n_particles, "n_particles", 2)
     n_repeats = _check_int(n_repeats, "n_repeats", 2)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     if isinstance(ess_threshold, bool) or not isinstance(ess_threshold, (int, float)) or \
             not 0 < ess_threshold <= 1:
         raise ValueError(f"ess_threshold must be a number in (0, 1], got {ess_threshold!r}")

@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from .._checks import check_flag
+
 __all__ = [
     "affine_align",
     "canonical_transform",
@@ -101,13 +103,6 @@ def _spd_eigh(M: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
     if evals[0] <= tol:
         raise ValueError(f"{name} must be positive definite (smallest eigenvalue {evals[0]:.3g})")
     return evals, evecs
-
-
-def _check_flag(value: Any, name: str) -> bool:
-    """A yes/no option: a string such as ``"no"`` would otherwise count as True."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r:.40}")
-    return bool(value)
 
 
 def _finite(out: np.ndarray, names: str) -> np.ndarray:
@@ -388,7 +383,7 @@ def procrustes_align(
         ``R`` of shape (d, d).
     """
     X, Y = _check_pair(X, Y, min_rows=2)
-    allow_scaling = _check_flag(allow_scaling, "allow_scaling")
+    allow_scaling = check_flag(allow_scaling, "allow_scaling")
     with np.errstate(all="ignore"):
         mx = X.mean(axis=0)
         my = Y.mean(axis=0)
@@ -474,7 +469,7 @@ def subspace_angles(C_fit: np.ndarray, C_true: np.ndarray, degrees: bool = True)
     """
     A = _as_array(C_fit, "C_fit", ndim=2)
     B = _as_array(C_true, "C_true", ndim=2)
-    degrees = _check_flag(degrees, "degrees")
+    degrees = check_flag(degrees, "degrees")
     _check_latent_dim(A.shape[1], "C_fit")
     _check_latent_dim(B.shape[1], "C_true")
     if A.shape[0] != B.shape[0]:

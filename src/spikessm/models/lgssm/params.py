@@ -124,15 +124,6 @@ def unchecked(cls, **values):
     return obj
 
 
-def _check_cov(M, name):
-    if not np.allclose(M, M.T, rtol=1e-8, atol=1e-12):
-        raise ValueError(f"{name} must be symmetric")
-    try:
-        np.linalg.cholesky(M)
-    except np.linalg.LinAlgError:
-        raise ValueError(f"{name} must be positive definite") from None
-
-
 def make_params(*, A, C, Q, R, b=None, B=None, d=None, D=None, m0=None, P0=None,
                 input_dim: int | None = None) -> LGSSMParams:
     """Build validated :class:`LGSSMParams` (copies every array to float64).
@@ -179,7 +170,7 @@ def make_params(*, A, C, Q, R, b=None, B=None, d=None, D=None, m0=None, P0=None,
         a = arr(a, name, 2)
         if a.shape != (n, n):
             raise ValueError(f"{name} must be ({n}, {n}), got shape {a.shape}")
-        _check_cov(a, name)
+        check_spd(a, name)
         return 0.5 * (a + a.T)
 
     Q = cov(Q, "Q", dim)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from ..._checks import check_bin_width
-from ..lgssm.params import _check_cov, check_spd, field_array
+from ..lgssm.params import check_spd, field_array
 
 FIELDS = ("A", "b", "Q", "C", "d", "D", "H", "Cg", "dg", "R", "m0", "P0")
 
@@ -106,21 +106,9 @@ def _checked_fields(p) -> dict:
     return out
 
 
-def _arr(x, name, shape):
-    try:
-        a = np.array(x, dtype=np.float64)  # a copy: the caller's array is never aliased
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be a real numeric array, got {type(x).__name__}") from exc
-    if a.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} must be finite (no NaN or inf)")
-    return a
-
-
 def _cov(x, name, k):
-    M = _arr(x, name, (k, k))
-    _check_cov(M, name)
+    M = field_array(x, name, (k, k))
+    check_spd(M, name)
     return M
 
 
@@ -132,23 +120,23 @@ def make_plds_params(*, A, Q, C, d=None, b=None, D=None, H=None, Cg=None, dg=Non
     if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] < 1:
         raise ValueError(f"A must be a square (d, d) matrix with d >= 1, got shape {A.shape}")
     k = A.shape[0]
-    A = _arr(A, "A", (k, k))
+    A = field_array(A, "A", (k, k))
     C = np.array(C, dtype=np.float64)
     if C.ndim != 2 or C.shape[1] != k:
         raise ValueError(f"C must have shape (n_neurons, {k}), got {C.shape}")
     N = C.shape[0]
-    C = _arr(C, "C", (N, k))
+    C = field_array(C, "C", (N, k))
     Q = _cov(Q, "Q", k)
-    b = np.zeros(k) if b is None else _arr(b, "b", (k,))
-    d = np.zeros(N) if d is None else _arr(d, "d", (N,))
+    b = np.zeros(k) if b is None else field_array(b, "b", (k,))
+    d = np.zeros(N) if d is None else field_array(d, "d", (N,))
     D = np.zeros((N, 0)) if D is None else np.array(D, dtype=np.float64)
     if D.ndim != 2 or D.shape[0] != N:
         raise ValueError(f"D must have shape ({N}, n_covariates), got {D.shape}")
-    D = _arr(D, "D", D.shape)
+    D = field_array(D, "D", D.shape)
     H = np.zeros((N, 0)) if H is None else np.array(H, dtype=np.float64)
     if H.ndim != 2 or H.shape[0] != N:
         raise ValueError(f"H must have shape ({N}, history), got {H.shape}")
-    H = _arr(H, "H", H.shape)
+    H = field_array(H, "H", H.shape)
     if Cg is None:
         Cg, dg, R = np.zeros((0, k)), np.zeros(0), np.zeros((0, 0))
     else:
@@ -156,12 +144,12 @@ def make_plds_params(*, A, Q, C, d=None, b=None, D=None, H=None, Cg=None, dg=Non
         if Cg.ndim != 2 or Cg.shape[1] != k:
             raise ValueError(f"Cg must have shape (n_gaussian, {k}), got {Cg.shape}")
         M = Cg.shape[0]
-        Cg = _arr(Cg, "Cg", (M, k))
-        dg = np.zeros(M) if dg is None else _arr(dg, "dg", (M,))
+        Cg = field_array(Cg, "Cg", (M, k))
+        dg = np.zeros(M) if dg is None else field_array(dg, "dg", (M,))
         if R is None:
             raise ValueError("R (Gaussian channel covariance) is required when Cg is given")
         R = _cov(R, "R", M)
-    m0 = np.zeros(k) if m0 is None else _arr(m0, "m0", (k,))
+    m0 = np.zeros(k) if m0 is None else field_array(m0, "m0", (k,))
     P0 = np.eye(k) if P0 is None else _cov(P0, "P0", k)
     return PLDSParams(A, b, Q, C, d, D, H, Cg, dg, R, m0, P0, float(bin_width))
 

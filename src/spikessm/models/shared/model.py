@@ -42,7 +42,7 @@ import numpy as np
 from scipy.linalg import expm
 from scipy.optimize import minimize
 
-from ..._checks import as_float_array, check_bin_width
+from ..._checks import as_float_array, check_bin_width, check_flag
 from ..._checks import check_int as _check_int
 from ..._jax import x64
 from ...data.trials import TrialBatch, pack_trials
@@ -143,8 +143,7 @@ def _check_shared(sp, cls) -> None:
         if not isinstance(p, cls):
             raise TypeError(f"recordings[{r}] must be {cls.__name__}, got {type(p).__name__}")
     for flag in ("shared_dynamics", "shared_initial"):
-        if not isinstance(getattr(sp, flag), (bool, np.bool_)):
-            raise TypeError(f"{flag} must be True or False, got {getattr(sp, flag)!r:.40}")
+        check_flag(getattr(sp, flag), flag)
     ref = recs[0]
     common = (("A", "b", "Q") if sp.shared_dynamics else ()) + \
         (("m0", "P0") if sp.shared_initial else ())
