@@ -27,6 +27,7 @@ import numpy as np
 from ..._checks import as_float_array, check_bin_width, check_int
 from ..._jax import x64
 from ...kernels import ppaf as KP
+from ...kernels import ppaf_cpu as KC
 from .results import PPAFResult
 
 FAMILIES = ("poisson", "bernoulli")
@@ -46,19 +47,26 @@ def check_spikes(spikes, observation: str, name: str = "spikes"):
         y = y[:, None]
     if y.ndim != 2 or y.shape[0] < 1 or y.shape[1] < 1:
         raise ValueError(f"{name} must be a (T, N) array of counts, got shape {y.shape}")
-    missing = np.isnan(y)
+    if KC.available():  # one compiled pass over the counts
+        n_nan, has_inf, lo, hi, nonint = KC.count_scan(y)
+    else:
+        finite = y[np.isfinite(y)]
+        n_nan, has_inf = int(np.isnan(y).sum()), bool(np.isinf(y).any())
+        lo, hi = (finite.min(), finite.max()) if finite.size else (np.inf, -np.inf)
+        nonint = bool(np.any(finite != np.floor(finite)))
     mask = None
-    if missing.any():
-        mask = ~missing
-        y[missing] = 0.0
-    if np.isinf(y).any():
+    if n_nan:
+        mask = ~np.isnan(y)
+        y[~mask] = 0.0
+        lo, hi = min(lo, 0.0), max(hi, 0.0)
+    if has_inf:
         raise ValueError(f"{name} must be finite counts (NaN marks a missing entry); got inf")
-    if y.min() < 0 or np.any(y != np.floor(y)):
+    if lo < 0 or nonint:
         raise ValueError(f"{name} must hold non-negative integer counts (NaN = missing)")
-    if y.max() > MAX_COUNT:
-        raise ValueError(f"{name} has a count of {y.max():g} in one bin; counts above "
+    if hi > MAX_COUNT:
+        raise ValueError(f"{name} has a count of {hi:g} in one bin; counts above "
                          f"{MAX_COUNT:g} are not spike counts")
-    if observation == "bernoulli" and y.max() > 1:
+    if observation == "bernoulli" and hi > 1:
         raise ValueError(f"observation='bernoulli' needs 0/1 {name}; got counts above 1")
     return y, mask
 
@@ -135,9 +143,7 @@ def count_constants(y, dt: float, observation: str):
     entries for Poisson (0 for Bernoulli); ``y`` holds 0 at missing entries."""
     if observation != "poisson":
         return np.zeros(y.shape[0])
-    top = int(y.max()) if y.size else 0
-    log_fact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, top + 1)))])
-    return y.sum(1) * np.log(dt) - log_fact[y.astype(np.int64)].sum(1)
+    return KC.count_constants(y, dt)
 
 
 def bind_params(f, params):
@@ -173,6 +179,27 @@ def _run(m0, P0, F, a, Q, y, mask, off, dt, C, params, tol, *, family, f, iterat
 
 
 _goal_prior = jax.jit(KP.goal_prior, static_argnames=("T", "target_time"))
+
+
+@functools.partial(jax.jit, static_argnames=("mode", "lag"))
+def _smooth_steps(F, Q, steps, *, mode, lag):
+    return KP.smooth(F, Q, steps)[:2] if mode == "smooth" else KP.fixed_lag(F, Q, steps, lag)
+
+
+def _smooth_cpu_steps(F, Q, moments, mode: str, lag: int) -> dict:
+    """The output of :func:`_run` from the CPU loop's filter moments (NumPy): the
+    smoothers, when asked for, run on them in JAX."""
+    ms, Ps, mus, Sigs, ll = moments
+    zeros = np.zeros(ms.shape[0], np.int32)
+    steps = KP.FilterSteps(ms, Ps, mus, Sigs, None, None, None, ll, zeros.astype(bool), zeros)
+    out = {"steps": steps}
+    if mode in ("smooth", "lag"):
+        out["sm"] = _smooth_steps(jnp.asarray(F), jnp.asarray(Q),
+                                  steps._replace(**{k: jnp.asarray(getattr(steps, k)) for k in
+                                                    ("predicted_means", "predicted_covs",
+                                                     "filtered_means", "filtered_covs")}),
+                                  mode=mode, lag=lag)
+    return out
 
 
 def _prepare(spikes, A, Q, m0, P0, C, baseline, log_intensity, intensity_params, bin_width,
@@ -211,14 +238,18 @@ def _decode(spikes, A, Q, m0, P0, *, C, baseline, log_intensity, intensity_param
                                          jnp.asarray(target), jnp.asarray(target_cov), T,
                                          target_time)
     fast = C is not None and not iterated and goal is None
-    if not fast:
-        off = np.broadcast_to(off, y.shape)
-        mask = np.ones(y.shape, bool) if mask is None else mask
-    out = _run(jnp.asarray(m0), jnp.asarray(P0), F, a, Qd, jnp.asarray(y),
-               None if mask is None else jnp.asarray(mask), jnp.asarray(off), dt,
-               None if C is None else jnp.asarray(C), intensity_params, float(tol),
-               family=observation, f=f, iterated=bool(iterated), max_iter=max_iter,
-               mode=mode, lag=lag, fast=fast)
+    if fast and KC.available():  # the same filter as one compiled CPU loop (kernels/ppaf_cpu)
+        out = _smooth_cpu_steps(A, Q, KC.loglinear_forward_cpu(m0, P0, A, Q, y, mask, off, C,
+                                                               dt, observation), mode, lag)
+    else:
+        if not fast:
+            off = np.broadcast_to(off, y.shape)
+            mask = np.ones(y.shape, bool) if mask is None else mask
+        out = _run(jnp.asarray(m0), jnp.asarray(P0), F, a, Qd, jnp.asarray(y),
+                   None if mask is None else jnp.asarray(mask), jnp.asarray(off), dt,
+                   None if C is None else jnp.asarray(C), intensity_params, float(tol),
+                   family=observation, f=f, iterated=bool(iterated), max_iter=max_iter,
+                   mode=mode, lag=lag, fast=fast)
     s = out["steps"]
     ll = np.asarray(s.log_likelihoods) + count_constants(y, dt, observation)
     if not (np.all(np.isfinite(np.asarray(s.filtered_means))) and np.all(np.isfinite(ll))
