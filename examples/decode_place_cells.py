@@ -184,7 +184,7 @@ def main(argv=None):
         from spikessm.plotting.decoding import (
             plot_decoded_trajectory,
             plot_decoding_error,
-            plot_place_fields,
+            plot_rate_maps,
         )
 
         outdir = Path(args.out)
@@ -214,8 +214,8 @@ def main(argv=None):
                                                                         gx[-1] + step / 2))
         rates[:, occ == 0] = np.nan
         order = np.argsort(-y_tr.sum(0))[:12]
-        fig = plot_place_fields(CM * gx, CM * gx, rates[order],
-                                labels=[f"cell {i}" for i in order])
+        fig = plot_rate_maps(CM * gx, CM * gx, rates[order],
+                             labels=[f"cell {i}" for i in order])
         fig.savefig(outdir / "decoding_place_fields.png", dpi=110)
         print(f"figures written to {outdir}")
     return out

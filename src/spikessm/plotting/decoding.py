@@ -54,7 +54,7 @@ def plot_decoding_error(times, errors: dict, *, window_s=10.0, unit="cm"):
     return fig
 
 
-def plot_place_fields(gx, gy, rates, *, labels=None, ncols=6):
+def plot_rate_maps(gx, gy, rates, *, labels=None, ncols=6):
     """Firing-rate maps: rates (K, len(gy), len(gx)) in Hz (NaN where not shown); colour
     scale from 0 to each map's 99th percentile. Returns the Figure."""
     import matplotlib.pyplot as plt
@@ -77,4 +77,4 @@ def plot_place_fields(gx, gy, rates, *, labels=None, ncols=6):
     return fig
 
 
-__all__ = ["plot_decoded_trajectory", "plot_decoding_error", "plot_place_fields"]
+__all__ = ["plot_decoded_trajectory", "plot_decoding_error", "plot_rate_maps"]
