@@ -445,10 +445,10 @@ CHUNK = 10  # EM iterations per compiled call (fixed, so max_iter never triggers
 
 
 @partial(jax.jit, static_argnames=("steady", "diag", "L", "missing", "frozen", "q_type",
-                                   "r_type", "per_channel"))
+                                   "r_type", "per_channel", "batched"))
 def em_chunk(P, data: Data, sums: DataSums, n_run, prev_ll, tol, *, steady: bool,
              diag: bool, L: int, missing: bool, frozen: tuple, q_type: str, r_type: str,
-             per_channel: bool):
+             per_channel: bool, batched: bool = False):
     """Run up to ``n_run`` (<= CHUNK) EM iterations in one compiled loop.
 
     Stops early when the relative log-likelihood gain falls to ``tol`` (if ``tol > 0``),
@@ -457,7 +457,24 @@ def em_chunk(P, data: Data, sums: DataSums, n_run, prev_ll, tol, *, steady: bool
     failing iteration are not updated and ``ok`` is False so the caller can continue on
     the general path. ``prev_ll`` is the log-likelihood of the previous iteration (NaN at
     the start). Returns (P, lls (CHUNK,) NaN-padded, n_done, converged, ok).
+
+    ``batched``: the leading axis of P, n_run and prev_ll indexes independent restarts
+    run together in this one call (vmap over restarts; the data are shared). The batched
+    loop's condition is per restart, so a restart whose own loop has stopped (converged,
+    failed, or given ``n_run = 0`` because it is finished) keeps its parameters exactly
+    while the others iterate; every output gains the leading restart axis.
     """
+    static = dict(steady=steady, diag=diag, L=L, missing=missing, frozen=frozen,
+                  q_type=q_type, r_type=r_type, per_channel=per_channel)
+    if batched:
+        return jax.vmap(lambda P_, n_, prev_: _em_chunk(P_, data, sums, n_, prev_, tol,
+                                                        **static))(P, n_run, prev_ll)
+    return _em_chunk(P, data, sums, n_run, prev_ll, tol, **static)
+
+
+def _em_chunk(P, data: Data, sums: DataSums, n_run, prev_ll, tol, *, steady: bool,
+              diag: bool, L: int, missing: bool, frozen: tuple, q_type: str, r_type: str,
+              per_channel: bool):
     lls0 = jnp.full((CHUNK,), jnp.nan, dtype=prev_ll.dtype)
 
     def cond(c):

@@ -241,15 +241,14 @@ class LinearGaussianSSM:
         batch = self._batch(observations, inputs)
         return self._initialize(batch, method, seed)
 
-    def _initialize(self, batch: TrialBatch, method: str, seed: int) -> LGSSMParams:
+    def _initialize(self, batch: TrialBatch, method: str, seed: int,
+                    moments=None) -> LGSSMParams:
+        """``moments``: :func:`_data_moments` of ``batch`` when already computed (they do
+        not depend on the seed: computed once for a batch of restarts)."""
         if method not in ("pca", "random"):
             raise ValueError(f"init must be 'pca' or 'random', got {method!r}")
         d, q = self.state_dim, self.input_dim
-        obs = batch.mask & batch.valid[..., None]
-        Y = np.where(obs, batch.y, np.nan)
-        mean = np.nanmean(Y.reshape(-1, Y.shape[-1]), axis=0)
-        var = np.nanvar(Y.reshape(-1, Y.shape[-1]), axis=0)
-        var = np.where(var > 0, var, 1.0)
+        obs, Y, mean, var = _data_moments(batch) if moments is None else moments
         N = mean.shape[0]
         rng = np.random.default_rng(seed)
         if method == "random":
@@ -313,14 +312,45 @@ class LinearGaussianSSM:
         Returns:
           :class:`EMResult`. A warning is issued if the log-likelihood decreases.
         """
-        max_iter = _check_int(max_iter, "max_iter", 1)
-        if (isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating))
-                or not np.isfinite(tol) or tol < 0):
-            raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
-        if path not in PATHS:
-            raise ValueError(f"path must be one of {PATHS}, got {path!r}")
+        max_iter = _check_em_args(max_iter, tol, path)
         frozen, batch, params = self._prepare_fit(observations, inputs, params, frozen, init,
                                                   seed)
+        return self._fit_em_batch(batch, [params], [""], frozen, max_iter, tol, path,
+                                  progress, steady_buffer, "EM")[0]
+
+    @x64
+    def fit_restarts(self, observations, inputs=None, *, seeds=(0, 1, 2, 3),
+                     init: str = "random", frozen=(), max_iter: int = 100,
+                     tol: float = 1e-7, path: str = "auto", progress: bool = True,
+                     steady_buffer: int = 256) -> list[EMResult]:
+        """Independent EM fits from several seeded initialisations, run batched in one
+        compiled computation (vmap over restarts; the data are shared).
+
+        Restart ``i`` is the fit ``fit_em(observations, inputs, init=init,
+        seed=seeds[i], frozen=frozen, ...)`` would give: same initialisation, same
+        iterations, its own convergence (a restart that has converged stops changing
+        while the others continue). ``seeds``: distinct integers >= 0. Other arguments
+        as in :meth:`fit_em`. Returns a list of :class:`EMResult`, one per seed, in
+        order (``seconds`` is the wall time of the batched iterations, shared by all).
+        Raises FloatingPointError, naming the seed, if a restart reaches a non-finite
+        log-likelihood or parameters (as :meth:`fit_em` does).
+        """
+        max_iter = _check_em_args(max_iter, tol, path)
+        seeds = _check_seeds(seeds)
+        frozen = check_frozen(frozen)
+        _check_init(init)
+        batch = self._batch(observations, inputs)
+        moments = _data_moments(batch)
+        params = [self._initial_params(batch, None, init, s, moments) for s in seeds]
+        labels = [f" (seed {s})" for s in seeds]
+        return self._fit_em_batch(batch, params, labels, frozen, max_iter, tol, path,
+                                  progress, steady_buffer, "EM restarts")
+
+    def _fit_em_batch(self, batch, params_list, labels, frozen, max_iter, tol, path,
+                      progress, steady_buffer, desc) -> list[EMResult]:
+        """EM from each of ``params_list`` on one data batch: the restarts run together in
+        one compiled loop per chunk (vmap) when there are several. ``labels`` name the
+        restarts in warnings and errors ("" for a single fit)."""
         diag = self.emission_covariance != "full"
         data = _data(batch)
         sums = E.data_sums(data)
@@ -331,55 +361,31 @@ class LinearGaussianSSM:
             raise ValueError("path='steady' needs complete data, equal-length trials and "
                              f"T > 16; use path='general' (T={T}, missing="
                              f"{batch.any_missing}, ragged={batch.ragged})")
-        use_steady = steady_ok and path != "general"
-        per_channel = batch.any_missing and diag
-        P = _to_j(params)
-        lls: list[float] = []
-        converged = False
+        R = len(params_list)
+        # per restart: the steady path until its covariances fail to settle
+        steady = np.full(R, steady_ok and path != "general")
         static = dict(diag=diag, L=L, missing=batch.any_missing, frozen=frozen,
                       q_type=self.dynamics_covariance, r_type=self.emission_covariance,
-                      per_channel=per_channel)
+                      per_channel=batch.any_missing and diag)
+        run = _ChunkRunner(data, sums, static, batched=R > 1)
         t0 = time.perf_counter()
-        bar = tqdm(total=max_iter, disable=not progress, desc="EM", leave=False)
-        while len(lls) < max_iter and not converged:
-            n_run = min(E.CHUNK, max_iter - len(lls))
-            prev = lls[-1] if lls else np.nan
-            P, chunk_lls, n_done, conv, ok = E.em_chunk(
-                P, data, sums, n_run, prev, float(tol), steady=use_steady, **static)
-            n_done = int(n_done)
-            new = [float(v) for v in np.asarray(chunk_lls)[:n_done]]
-            if not bool(ok):  # steady covariances did not settle: continue exactly
-                use_steady = False
-            for v in new:
-                if not np.isfinite(v):
-                    bar.close()
-                    raise FloatingPointError(
-                        "EM produced a non-finite log-likelihood; the data may be "
-                        "degenerate (e.g. a constant channel)")
-                if lls and v - lls[-1] < -1e-8 * abs(lls[-1]):
-                    warnings.warn(f"EM log-likelihood decreased by {lls[-1] - v:.3g}",
-                                  RuntimeWarning, stacklevel=2)
-                lls.append(v)
-            converged = bool(conv)
-            bar.update(n_done)
-            if lls:
-                bar.set_postfix(ll=f"{lls[-1]:.4f}")
-        bar.close()
+        P, lls, converged = _run_em(run, _stack(params_list), steady, max_iter, float(tol),
+                                    labels, progress, desc)
         seconds = time.perf_counter() - t0
-        out = _from_j(P, params, frozen)
+        outs = [_from_j(Pr, p, frozen) for Pr, p in zip(run.unstack(P), params_list)]
         # log-likelihood of the returned parameters: the E-step of one more (discarded)
         # iteration of the already-compiled loop, so no extra compilation
-        _, f_lls, _, _, ok = E.em_chunk(_to_j(out), data, sums, 1, np.nan, 0.0,
-                                        steady=use_steady, **static)
-        if not bool(ok):
-            _, f_lls, _, _, _ = E.em_chunk(_to_j(out), data, sums, 1, np.nan, 0.0,
-                                           steady=False, **static)
-        final = float(f_lls[0])
-        if not (np.isfinite(final) and _finite_params(out)):
-            raise FloatingPointError("EM reached non-finite parameters or log-likelihood; "
-                                     "the data may be degenerate (e.g. a constant channel)")
-        return EMResult(out, np.array(lls), final, converged, len(lls),
-                        "steady" if use_steady else "general", seconds)
+        final = _final_log_likelihoods(run, _stack(outs), steady)
+        results = []
+        for r, out in enumerate(outs):
+            if not (np.isfinite(final[r]) and _finite_params(out)):
+                raise FloatingPointError(
+                    f"EM{labels[r]} reached non-finite parameters or log-likelihood; "
+                    "the data may be degenerate (e.g. a constant channel)")
+            results.append(EMResult(out, np.array(lls[r]), float(final[r]),
+                                    bool(converged[r]), len(lls[r]),
+                                    "steady" if steady[r] else "general", seconds))
+        return results
 
     # ------------------------------------------------------------------ SGD
     @x64
@@ -416,12 +422,15 @@ class LinearGaussianSSM:
         """Validate the arguments shared by the fitting methods."""
         frozen = check_frozen(frozen)
         seed = check_seed(seed)
-        if init not in ("pca", "random"):
-            raise ValueError(f"init must be 'pca' or 'random', got {init!r}")
+        _check_init(init)
         batch = self._batch(observations, inputs)
+        return frozen, batch, self._initial_params(batch, params, init, seed)
+
+    def _initial_params(self, batch, params, init, seed, moments=None) -> LGSSMParams:
+        """``params`` checked, or (None) the ``init`` initialisation drawn with ``seed``."""
         if params is None:
-            params = self._initialize(batch, init, seed)
-        return frozen, batch, self._check_params(params, batch.emission_dim)
+            params = self._initialize(batch, init, seed, moments)
+        return self._check_params(params, batch.emission_dim)
 
     def _structured_checked(self, p: LGSSMParams) -> LGSSMParams:
         for name, kind in (("Q", self.dynamics_covariance), ("R", self.emission_covariance)):
@@ -569,6 +578,145 @@ class LinearGaussianSSM:
         if n_trials is None:
             return x[0], y[0]
         return x, y
+
+
+def _data_moments(batch: TrialBatch):
+    """(observed mask, Y with NaN where unobserved, per-channel mean, variance (1 where
+    zero)) for the initialisations."""
+    obs = batch.mask & batch.valid[..., None]
+    Y = np.where(obs, batch.y, np.nan)
+    mean = np.nanmean(Y.reshape(-1, Y.shape[-1]), axis=0)
+    var = np.nanvar(Y.reshape(-1, Y.shape[-1]), axis=0)
+    return obs, Y, mean, np.where(var > 0, var, 1.0)
+
+
+def _check_em_args(max_iter, tol, path) -> int:
+    """Validate the EM loop's arguments; returns max_iter as an int."""
+    max_iter = _check_int(max_iter, "max_iter", 1)
+    if (isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating))
+            or not np.isfinite(tol) or tol < 0):
+        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {PATHS}, got {path!r}")
+    return max_iter
+
+
+def _check_init(init) -> None:
+    if init not in ("pca", "random"):
+        raise ValueError(f"init must be 'pca' or 'random', got {init!r}")
+
+
+def _check_seeds(seeds) -> list[int]:
+    """Distinct seeds >= 0, at least one (each checked by :func:`check_seed`)."""
+    if isinstance(seeds, (str, bytes)) or not np.iterable(seeds):
+        raise TypeError(f"seeds must be a sequence of integer seeds, got {seeds!r:.40}")
+    seeds = [check_seed(s, f"seeds[{i}]") for i, s in enumerate(seeds)]
+    if not seeds:
+        raise ValueError("seeds must name at least one restart")
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ValueError(f"seeds has repeated seed(s) {repeated}: a repeated seed refits "
+                         "the same initialisation")
+    return seeds
+
+
+def _stack(ps: list) -> dict:
+    """Device parameters of one fit, or of several stacked along a leading restart axis
+    (stacked on the host: one transfer per parameter)."""
+    if len(ps) == 1:
+        return _to_j(ps[0])
+    return {k: jnp.asarray(np.stack([getattr(p, k) for p in ps])) for k in PARAM_NAMES}
+
+
+class _ChunkRunner:
+    """Calls :func:`spikessm.models.lgssm.em.em_chunk` for one fit or for a batch of
+    restarts, with per-restart arrays (R,) in and out either way."""
+
+    def __init__(self, data, sums, static, batched: bool):
+        self.data, self.sums, self.static, self.batched = data, sums, static, batched
+
+    def __call__(self, P, n_run, prev, tol, steady: bool):
+        """EM chunk for the restarts with ``n_run[r] > 0`` (the others are left exactly
+        as they are). Returns (P, lls (R, CHUNK), n_done (R,), converged (R,), ok (R,))."""
+        if self.batched:
+            out = E.em_chunk(P, self.data, self.sums, jnp.asarray(n_run, jnp.int32),
+                             jnp.asarray(prev, jnp.float64), tol, steady=steady,
+                             batched=True, **self.static)
+        else:  # the scalar call of a single fit
+            out = E.em_chunk(P, self.data, self.sums, int(n_run[0]), float(prev[0]), tol,
+                             steady=steady, **self.static)
+        P, lls, n, conv, ok = out
+        return (P, np.atleast_2d(np.asarray(lls)), np.atleast_1d(np.asarray(n)),
+                np.atleast_1d(np.asarray(conv)), np.atleast_1d(np.asarray(ok)))
+
+    def unstack(self, P) -> list[dict]:
+        """Per-restart host copies of the parameters."""
+        if not self.batched:
+            return [P]
+        host = {k: np.asarray(v) for k, v in P.items()}
+        return [{k: v[r] for k, v in host.items()} for r in range(len(host["A"]))]
+
+
+def _run_em(run: _ChunkRunner, P, steady, max_iter: int, tol: float, labels, progress,
+            desc):
+    """EM chunks until every restart has converged or run ``max_iter`` iterations.
+
+    ``steady`` (R,) bool: each restart's path, switched (in place) to the general path
+    for a restart whose steady covariances did not settle; the restarts on each path run
+    together. Returns (P, lls: per restart the list of log-likelihoods, converged (R,)).
+    Raises FloatingPointError on a non-finite log-likelihood; warns on a decrease."""
+    R = len(labels)
+    lls: list[list[float]] = [[] for _ in range(R)]
+    converged = np.zeros(R, bool)
+    bar = tqdm(total=max_iter, disable=not progress, desc=desc, leave=False)
+    while True:
+        n_run = np.array([0 if c else min(E.CHUNK, max_iter - len(t))
+                          for t, c in zip(lls, converged)])
+        if not n_run.any():
+            break
+        prev = np.array([t[-1] if t else np.nan for t in lls])
+        before = max(len(t) for t in lls)
+        groups = [(s, (steady == s) & (n_run > 0)) for s in (True, False)]
+        for on_steady, sel in groups:
+            if not sel.any():
+                continue
+            P, chunk_lls, n_done, conv, ok = run(P, np.where(sel, n_run, 0), prev, tol,
+                                                 bool(on_steady))
+            for r in np.flatnonzero(sel):
+                if not ok[r]:  # steady covariances did not settle: continue exactly
+                    steady[r] = False
+                trace = lls[r]
+                for v in chunk_lls[r, :n_done[r]].tolist():
+                    if not np.isfinite(v):
+                        bar.close()
+                        raise FloatingPointError(
+                            f"EM{labels[r]} produced a non-finite log-likelihood; the data "
+                            "may be degenerate (e.g. a constant channel)")
+                    if trace and v - trace[-1] < -1e-8 * abs(trace[-1]):
+                        warnings.warn(f"EM{labels[r]} log-likelihood decreased by "
+                                      f"{trace[-1] - v:.3g}", RuntimeWarning, stacklevel=5)
+                    trace.append(v)
+                converged[r] = bool(conv[r])
+        bar.update(max(len(t) for t in lls) - before)
+        if any(lls):
+            bar.set_postfix(ll=f"{max(t[-1] for t in lls if t):.4f}")
+    bar.close()
+    return P, lls, converged
+
+
+def _final_log_likelihoods(run: _ChunkRunner, P, steady) -> np.ndarray:
+    """Log-likelihood of each restart's parameters ``P``: the E-step of one more
+    (discarded) iteration on its path, or on the general path where the steady
+    covariances do not settle there."""
+    R = len(steady)
+    nan = np.full(R, np.nan)
+    _, f_lls, _, _, ok = run(P, steady.astype(int), nan, 0.0, True) if steady.any() else (
+        None, np.full((R, 1), np.nan), None, None, np.zeros(R, bool))
+    general = ~steady | ~ok
+    if general.any():
+        _, g_lls, _, _, _ = run(P, general.astype(int), nan, 0.0, False)
+        f_lls = np.where(general[:, None], g_lls, f_lls)
+    return f_lls[:, 0]
 
 
 def _finite_params(p: LGSSMParams) -> bool:
