@@ -100,6 +100,25 @@ def test_missing_data_and_frozen_parameter(data):
     _assert_monotone(bat)
 
 
+def test_ragged_trials_with_inputs():
+    model = LinearGaussianSSM(2, 3, input_dim=1)
+    truth = model.random_params(seed=0)
+    rng = np.random.default_rng(0)
+    us = [rng.standard_normal((T, 1)) for T in (30, 45)]
+    ys = [model.sample(truth, len(u), inputs=u, seed=len(u))[1] for u in us]
+    kw = dict(init="random", max_iter=20, tol=1e-6, progress=False)
+    bat = model.fit_restarts(ys, us, seeds=[0, 1], **kw)
+    _assert_same_fits([model.fit_em(ys, us, seed=s, **kw) for s in (0, 1)], bat)
+
+
+def test_degenerate_restart_raises_naming_its_seed(data):
+    model, y = data
+    y = y.copy()
+    y[:, :, 2] = 1.0  # a constant channel: R -> 0
+    with pytest.raises(FloatingPointError, match=r"EM \(seed 1\) produced a non-finite"):
+        model.fit_restarts(y, seeds=[1, 2, 6], max_iter=12, tol=0.0, **COMPLETE)
+
+
 def test_one_seed_is_fit_em(data):
     model, y = data
     kw = dict(COMPLETE, max_iter=5, tol=0.0)
