@@ -710,8 +710,9 @@ def _final_log_likelihoods(run: _ChunkRunner, P, steady) -> np.ndarray:
     covariances do not settle there."""
     R = len(steady)
     nan = np.full(R, np.nan)
-    _, f_lls, _, _, ok = run(P, steady.astype(int), nan, 0.0, True) if steady.any() else (
-        None, np.full((R, 1), np.nan), None, None, np.zeros(R, bool))
+    f_lls, ok = np.full((R, 1), np.nan), np.zeros(R, bool)
+    if steady.any():
+        _, f_lls, _, _, ok = run(P, steady.astype(int), nan, 0.0, True)
     general = ~steady | ~ok
     if general.any():
         _, g_lls, _, _, _ = run(P, general.astype(int), nan, 0.0, False)
