@@ -289,6 +289,76 @@ def test_heldout_trial_laplace_matches_monte_carlo(drift_fit):
     assert ll > psth.trial_log_likelihoods(y[30:31])[0]  # the response trial is predicted
 
 
+def _pulse_obs(y, Bn):
+    """Reduced (per-pulse) GLMObs of 0/1 or count trials y (K, T) on unit pulses Bn."""
+    return core.GLMObs(jnp.eye(Bn.shape[1]), jnp.asarray(y @ Bn),
+                       jnp.asarray(np.full((y.shape[0], Bn.shape[1]), DT) * Bn.sum(0)),
+                       jnp.zeros((y.shape[0], Bn.shape[1])))
+
+
+def test_separable_q_maximises_the_laplace_log_likelihood():
+    """Unit pulses, diagonal Q: the per-pulse maximiser of separable_q beats any other
+    diagonal Q on the joint Laplace log-likelihood of trajectory_laplace (which it
+    factorises), and its gains are the per-pulse differences of that objective."""
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(3)
+        Kn, T = 30, 300
+        Bn = unit_pulse_basis(T, DT, 0.05)  # 6 pulses
+        R = Bn.shape[1]
+        drift = np.zeros((Kn, R))
+        drift[:, :3] = np.cumsum(rng.normal(0, 0.2, size=(Kn, 3)), axis=0)  # 3 drift
+        y = rng.poisson(np.exp(np.log(30.0) + drift) @ Bn.T * DT).astype(float)
+        obs = _pulse_obs(y, Bn)
+        m0, p0 = jnp.full(R, np.log(30.0)), jnp.full(R, 100.0)
+        x0 = jnp.full((Kn, R), np.log(30.0))
+        q, gain = core.separable_q(m0, p0, obs, x0, 1e-8, jnp.zeros(2), link="poisson",
+                                   shared=False, tied=False)
+        q, gain = np.asarray(q), np.asarray(gain)
+
+        def joint(qd):
+            z = jnp.zeros((Kn, R))
+            lap = core.trajectory_laplace(m0, jnp.diag(p0), jnp.diag(jnp.asarray(qd)), obs,
+                                          jnp.zeros((Kn, R, R)), z, z[:, 0], x0,
+                                          link="poisson")
+            return float(lap.log_likelihood)
+
+        best = joint(q)
+        for factor in (0.5, 2.0):
+            for r in range(R):
+                other = q.copy()
+                other[r] = max(q[r] * factor, 1e-8) if q[r] > 1e-7 else 1e-3
+                assert joint(other) <= best + 1e-6
+        static = q.copy()
+        static[0] = 1e-8
+        np.testing.assert_allclose(best - joint(static), gain[0], atol=1e-5)
+        assert np.all(q[:3] > 1e-3)  # the drifting pulses drift
+
+
+def test_no_drift_data_gives_the_static_model():
+    """No drift in the truth: the test of drift keeps Q at its floor, and the SSGLM
+    reproduces the GLM-PSTH (rates, held-out scores), so it cannot lose to it."""
+    rng = np.random.default_rng(5)
+    Kn, T = 30, 400
+    lam = 20.0 * np.exp(np.sin(np.linspace(0, 3, T)))[None].repeat(Kn, 0)
+    y = rng.poisson(lam * DT).astype(float)
+    test = np.arange(2, Kn, 5)
+    masked = y.copy()
+    masked[test] = np.nan
+    res = ssglm(masked, DT, basis_width=0.05)
+    assert np.all(np.diag(res.Q) == pytest.approx(1e-8))
+    psth = glm_psth(np.delete(y, test, axis=0), DT, basis_width=0.05)
+    np.testing.assert_allclose(res.rates, np.broadcast_to(psth.rates, res.rates.shape),
+                               rtol=1e-3)
+    ss = res.heldout_log_likelihood(y, test)
+    np.testing.assert_allclose(ss, psth.predictive_log_likelihoods(y[test]), atol=0.05)
+    np.testing.assert_allclose(res.plugin_log_likelihood(y, test),
+                               psth.trial_log_likelihoods(y[test]), atol=0.05)
+    # without the test (maximum-likelihood Q) some pulses pick up noise, and the fit's
+    # Laplace log-likelihood is at least the static one
+    ml = ssglm(masked, DT, basis_width=0.05, drift_level=None)
+    assert ml.log_likelihood >= res.log_likelihood - 1e-6
+
+
 def test_history_coefficients_recovered():
     """Refractory history (gamma = -2 for the previous 2 ms) and a drifting baseline."""
     rng = np.random.default_rng(7)

@@ -171,6 +171,91 @@ def mstep_random_walk(mu, S, X, P, *, q_type: str, initial: str, q_floor: float)
     return Qn, m0, (Qn if initial == "tied" else K._sym(P0))
 
 
+N_Q_GRID = 32  # log-spaced grid of a random-walk variance, q_floor .. Q_MAX
+Q_MAX = 10.0  # upper end of the search (a log-rate variance of 10 per trial)
+N_GOLDEN = 24  # golden-section steps between the grid neighbours of the best point
+
+
+@partial(jax.jit, static_argnames=("link", "shared", "tied", "max_iter"))
+def separable_q(m0, p0, obs: GLMObs, x_init, q_floor, min_gain, *, link: str, shared: bool,
+                tied: bool, max_iter: int = 50, tol=1e-8):
+    """Random-walk variances that maximise the Laplace approximation of log p(y) itself.
+
+    For unit pulses (``obs.C = I``) with a diagonal Q and a diagonal P0 the trajectory
+    factorises over basis functions: the Laplace log-likelihood is a sum of R scalar
+    problems, each a function of its own variance q_r alone. Each is evaluated (the
+    scalar :func:`trajectory_laplace`, vmapped) on a log grid from ``q_floor`` (the static
+    model of that basis function) to :data:`Q_MAX`, and refined by golden section in
+    log q between the grid neighbours of the best point; a refined point is kept only if
+    it beats the best grid point. ``shared`` (isotropic Q): one q maximising the sum.
+    ``tied``: P0 = Q (p0 ignored). m0 (R,), p0 (R,) the diagonal of P0, x_init (K, R) the
+    Newton start. ``min_gain`` (2,): the thresholds (nats) of the test of drift (see the
+    code; zeros: the maximiser itself). Returns (q (R,), gain (R,): the per-basis-function
+    gain of the Laplace log-likelihood at the maximiser over q_floor).
+
+    Replaces EM's Q update where it applies: EM's update of a variance whose
+    maximum-likelihood value is (near) 0 shrinks it by a factor that tends to 1, so EM
+    stops far above the maximum and the predictive bands are too wide.
+    """
+    Kn, R = x_init.shape
+    dtype = x_init.dtype
+    one = jnp.ones((1, 1), dtype)
+    zk = jnp.zeros((Kn, 1, 1), dtype)
+    zh = jnp.zeros((Kn, 1), dtype)
+
+    def scalar(m, p, q, y, s, o, x):
+        o1 = GLMObs(one, y[:, None], s[:, None], o[:, None])
+        p = q if tied else p
+        lap = trajectory_laplace(m[None], p[None, None], q[None, None], o1, zk, zh, zh[:, 0],
+                                 x[:, None], link=link, max_iter=max_iter, tol=tol)
+        return jnp.where(jnp.isfinite(lap.log_likelihood), lap.log_likelihood, -jnp.inf)
+
+    cols = (m0, p0, obs.y.T, obs.scale.T, obs.off.T, x_init.T)
+    per_pulse = jax.vmap(scalar, in_axes=(0, 0, 0, 0, 0, 0, 0))  # over pulses
+
+    def value(logq):  # logq (R,) -> (R,) per-pulse Laplace log-likelihoods
+        return per_pulse(cols[0], cols[1], jnp.exp(logq), *cols[2:])
+
+    lo, hi = jnp.log(q_floor), jnp.log(jnp.maximum(Q_MAX, 10.0 * q_floor))
+    grid = jnp.linspace(lo, hi, N_Q_GRID).astype(dtype)
+    vals = jax.vmap(lambda g: value(jnp.full(R, g)))(grid)  # (G, R)
+    if shared:
+        vals = jnp.broadcast_to(jnp.sum(vals, axis=1, keepdims=True), vals.shape)
+    ib = jnp.argmax(vals, axis=0)  # (R,)
+    best, fbest = grid[ib], jnp.take_along_axis(vals, ib[None], 0)[0]
+    a = grid[jnp.maximum(ib - 1, 0)]
+    b = grid[jnp.minimum(ib + 1, N_Q_GRID - 1)]
+    gr = 0.5 * (jnp.sqrt(5.0) - 1.0)
+
+    def fval(lq):
+        v = value(lq)
+        return jnp.broadcast_to(jnp.sum(v), v.shape) if shared else v
+
+    def golden(_, c):
+        a, b, x1, x2, f1, f2 = c
+        left = f1 >= f2  # the maximum is in [a, x2]
+        a2, b2 = jnp.where(left, a, x1), jnp.where(left, x2, b)
+        n1 = jnp.where(left, b2 - gr * (b2 - a2), x2)
+        n2 = jnp.where(left, x1, a2 + gr * (b2 - a2))
+        new = fval(jnp.where(left, n1, n2))
+        f1n, f2n = jnp.where(left, new, f2), jnp.where(left, f1, new)
+        return a2, b2, n1, n2, f1n, f2n
+
+    x1, x2 = b - gr * (b - a), a + gr * (b - a)
+    a, b, x1, x2, f1, f2 = jax.lax.fori_loop(0, N_GOLDEN, golden,
+                                             (a, b, x1, x2, fval(x1), fval(x2)))
+    xr, fr = jnp.where(f1 >= f2, x1, x2), jnp.maximum(f1, f2)
+    logq, fq = jnp.where(fr > fbest, xr, best), jnp.maximum(fr, fbest)
+    # model choice (protected tests): no drift at all unless some basis function's drift
+    # raises the Laplace log-likelihood over its static fit (q_floor) by more than
+    # min_gain[0] nats (the global test); then each basis function drifts (q at its
+    # maximum) if its own gain exceeds min_gain[1], and stays static otherwise
+    gain = fq - vals[0]
+    drift = jnp.any(gain > min_gain[0]) & (gain > min_gain[1])
+    logq = jnp.where(drift, logq, lo)
+    return jnp.exp(logq), gain
+
+
 class NewtonFit(NamedTuple):
     """beta (p,) maximiser; cov (p, p) inverse negative Hessian; value () objective at
     beta; logdet () log det of the negative Hessian; converged ()."""
@@ -346,4 +431,4 @@ def run_em(estep, mstep, P, x, max_iter: int, tol: float, label: str, kinds=None
 
 
 __all__ = ["GLMObs", "LINKS", "NewtonFit", "TrajectoryLaplace", "glm_newton", "glm_terms",
-           "mstep_random_walk", "run_em", "trajectory_laplace"]
+           "mstep_random_walk", "run_em", "separable_q", "trajectory_laplace"]

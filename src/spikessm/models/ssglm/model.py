@@ -37,6 +37,7 @@ from .core import (
     glm_newton,
     mstep_random_walk,
     run_em,
+    separable_q,
     trajectory_laplace,
 )
 
@@ -195,6 +196,19 @@ class GLMPSTHResult:
         return _plugin_ll(self, y, valid, np.broadcast_to(self.theta, (y.shape[0],) +
                                                             self.theta.shape))
 
+    @x64
+    def predictive_log_likelihoods(self, spikes) -> np.ndarray:
+        """(K,) Laplace approximation of log int p(y_k | theta, gamma) N(theta; theta,
+        theta_cov) dtheta for each trial of ``spikes`` (K, T): the GLM-PSTH scored as the
+        SSGLM's :meth:`SSGLMResult.heldout_log_likelihood` scores held-out trials (the
+        SSGLM with Q = 0 and a N(., 10^2) initial prior is this model)."""
+        spec = _spec_of(self)
+        y, valid = _as_trials_T(spikes, spec)
+        n = y.shape[0]
+        return _laplace_predictive(self, y, valid, np.broadcast_to(self.theta, (n,) +
+                                   self.theta.shape), np.broadcast_to(self.theta_cov, (n,) +
+                                                                      self.theta_cov.shape))
+
 
 @x64
 def _plugin_ll(res, y, valid, theta) -> np.ndarray:
@@ -307,17 +321,20 @@ class SSGLMResult:
         log int p(y_k | theta) N(theta; theta[k], theta_cov[k]) dtheta, where the
         posterior of trial k comes from the other trials only. Returns (len(trials),).
         """
-        spec = _spec_of(self)
-        y, valid = _as_trials_T(spikes, spec)
+        y, valid = _as_trials_T(spikes, _spec_of(self))
         idx = self._trial_index(trials, y.shape[0])
-        data = _data(spec, y, valid)
-        obs, _ = build_obs(data, jnp.asarray(self.gamma), spec.bin_width, link=spec.link,
-                           reduced=False)
-        out = _predictive_ll(jnp.asarray(self.theta[idx]), jnp.asarray(self.theta_cov[idx]),
-                             GLMObs(obs.C, obs.y[idx], obs.scale[idx], obs.off[idx]),
-                             link=spec.link)
-        const = _const_per_trial(data, spec)[idx]
-        return np.asarray(out) + const
+        return _laplace_predictive(self, y[idx], valid[idx], self.theta[idx],
+                                   self.theta_cov[idx])
+
+
+def _laplace_predictive(res, y, valid, mu, S) -> np.ndarray:
+    """(n,) Laplace approximation of log int p(y_k | theta) N(theta; mu_k, S_k) dtheta."""
+    spec = _spec_of(res)
+    data = _data(spec, y, valid)
+    obs, _ = build_obs(data, jnp.asarray(res.gamma), spec.bin_width, link=spec.link,
+                       reduced=False)
+    out = _predictive_ll(jnp.asarray(mu), jnp.asarray(S), obs, link=spec.link)
+    return np.asarray(out) + _const_per_trial(data, spec)
 
 
 def _spec_of(res) -> _Spec:
@@ -364,14 +381,19 @@ def _predictive_ll(mu, S, obs: GLMObs, *, link: str):
 # ------------------------------------------------------------------------------------
 # static baselines (also the SSGLM initialisation)
 # ------------------------------------------------------------------------------------
+def _prior_base(spec: _Spec, data) -> float:
+    """Mean of the weak prior of every basis coefficient: the overall log rate (log odds)."""
+    y, v = np.asarray(data[0]), np.asarray(data[1])
+    p = max(float(np.sum(y * v)), 0.5) / float(np.sum(v))
+    dt = spec.bin_width
+    return float(np.log(p / dt) if spec.link == "poisson" else np.log(p / (1.0 - min(p, 0.5))))
+
+
 def _psth_fit(spec: _Spec, data):
     y, v, B, H = data
     R, J = B.shape[1], H.shape[2]
     dt = spec.bin_width
-    tot = float(np.sum(np.asarray(y) * np.asarray(v)))
-    n_obs = float(np.sum(np.asarray(v)))
-    p = max(tot, 0.5) / n_obs
-    base = np.log(p / dt) if spec.link == "poisson" else np.log(p / (1.0 - min(p, 0.5)))
+    base = _prior_base(spec, data)
     mean = jnp.concatenate([jnp.full(R, base), jnp.zeros(J)])
     prec = PRIOR_PREC * jnp.eye(R + J)
     obs, _ = build_obs(data, jnp.zeros(J), dt, link=spec.link, reduced=spec.reduced)
@@ -464,8 +486,22 @@ def basis_variance(B, S, pulse: bool):
     return xp.einsum("tr,krs,ts->kt", B, S, B)
 
 
-@partial(jax.jit, static_argnames=("link", "q_type", "history", "initial"))
-def _mstep(P, data, mu, S, X, dt, q_floor, *, link, q_type, history, initial):
+def _exact_q(P, data, x, dt, q_floor, min_gain, *, link, q_type, initial):
+    """P with Q (and P0 if tied) replaced by the maximiser of the Laplace log-likelihood
+    over Q (unit pulses, diagonal or isotropic Q: :func:`~.core.separable_q`)."""
+    obs, _ = build_obs(data, P["gamma"], dt, link=link, reduced=True)
+    q, _ = separable_q(P["m0"], jnp.diagonal(P["P0"]), obs, x, q_floor, min_gain, link=link,
+                       shared=q_type == "isotropic", tied=initial == "tied")
+    new = dict(P)
+    new["Q"] = jnp.diag(q)
+    if initial == "tied":
+        new["P0"] = new["Q"]
+    return new
+
+
+@partial(jax.jit, static_argnames=("link", "q_type", "history", "initial", "exact_q"))
+def _mstep(P, data, mu, S, X, dt, q_floor, min_gain, *, link, q_type, history, initial,
+           exact_q):
     new = dict(P)
     new["Q"], new["m0"], new["P0"] = mstep_random_walk(mu, S, X, P, q_type=q_type,
                                                        initial=initial, q_floor=q_floor)
@@ -473,15 +509,38 @@ def _mstep(P, data, mu, S, X, dt, q_floor, *, link, q_type, history, initial):
         y, v, B, H = data
         # at the posterior mode (the Gaussian expectation exp(B mu + B S B' / 2) is not
         # used: a pulse with few spikes has a wide, skewed posterior whose Gaussian
-        # expectation explodes and drags gamma; seen on the whisker data)
+        # expectation explodes and drags gamma; seen on the whisker data); the weak N(0, 10^2)
+        # prior of the GLM-PSTH, so that with Q at its floor this is the GLM-PSTH's gamma)
         eta = mu @ B.T  # (K, T)
         off = (jnp.log(dt) + eta) if link == "poisson" else eta
         scale = v
         J = H.shape[2]
         fit = glm_newton(H.reshape(-1, J), (y * v).ravel(), scale.ravel(), off.ravel(),
-                         P["gamma"], jnp.zeros(J), 1e-8 * jnp.eye(J), link=link)
+                         P["gamma"], jnp.zeros(J), PRIOR_PREC * jnp.eye(J), link=link)
         new["gamma"] = fit.beta
+    if exact_q:  # Q maximising the Laplace log-likelihood at the new gamma, m0, P0
+        new = _exact_q(new, data, mu, dt, q_floor, min_gain, link=link, q_type=q_type,
+                       initial=initial)
     return new
+
+
+def _drift_gain(level, n_tests: int) -> np.ndarray:
+    """Thresholds (nats) of the test of drift: (global, each basis function).
+
+    The likelihood-ratio statistic of q_r = 0 (twice the gain of the Laplace
+    log-likelihood over the static fit) has the null distribution 1/2 chi2_0 + 1/2 chi2_1
+    on the boundary (Self & Liang 1987). Global test of "no basis function drifts": the
+    largest gain against the Bonferroni threshold at ``level`` / ``n_tests``; once it
+    rejects, each basis function drifts if its own test rejects at ``level`` (protected
+    tests). None: no test (0, 0: the maximum-likelihood Q)."""
+    if level is None:
+        return np.zeros(2)
+    from scipy.stats import chi2
+
+    level = check_unit_interval(level, "drift_level")
+    if level >= 0.5:
+        raise ValueError(f"drift_level must be in (0, 0.5) or None, got {level}")
+    return 0.5 * chi2.isf(2.0 * level / np.array([n_tests, 1.0]), 1)
 
 
 @x64
@@ -489,7 +548,7 @@ def ssglm(spikes, bin_width, *, basis="pulse", basis_width=0.02, n_basis=None,
           window_times=None, link: str = "poisson", q_type: str = "diagonal",
           initial: str = "diffuse", max_iter: int = 200, tol: float = 1e-7,
           newton_max_iter: int = 50, q_floor: float = 1e-8,
-          diffuse_var: float = 100.0) -> SSGLMResult:
+          diffuse_var: float = 100.0, drift_level: float | None = 0.05) -> SSGLMResult:
     """Fit the state-space GLM across trials by Laplace EM.
 
     Args:
@@ -503,8 +562,8 @@ def ssglm(spikes, bin_width, *, basis="pulse", basis_width=0.02, n_basis=None,
       link: "poisson" (log link, counts) or "bernoulli" (logit link, 0/1 per bin).
       q_type: random-walk covariance Q: "diagonal" (one variance per basis function),
         "isotropic" (one shared variance: the stablest estimate with few trials) or "full".
-      initial: the first trial's prior N(m0, P0). "diffuse" (default): m0 = the GLM-PSTH
-        coefficients, P0 = ``diffuse_var`` I, both fixed, so the credible bands carry the
+      initial: the first trial's prior N(m0, P0). "diffuse" (default): m0 = the overall log
+        rate (the mean of the GLM-PSTH's weak prior), P0 = ``diffuse_var`` I, both fixed, so the credible bands carry the
         uncertainty of the overall level; "em": m0 and P0 estimated by EM (with one
         sequence of trials the maximum-likelihood P0 is 0: EM shrinks it towards the first
         trial's posterior variance and the bands then omit the uncertainty of m0); "tied":
@@ -512,6 +571,12 @@ def ssglm(spikes, bin_width, *, basis="pulse", basis_width=0.02, n_basis=None,
       max_iter, tol: EM stops when the relative change of the Laplace log-likelihood is
         below ``tol``. newton_max_iter: cap of the E-step's Newton iterations.
       q_floor: lower bound of Q's diagonal.
+      drift_level: unit pulses with a diagonal or isotropic Q only (there Q is maximised
+        exactly, per pulse): the level of the test of drift. No pulse drifts (Q =
+        ``q_floor``: the GLM-PSTH) unless the largest per-pulse gain of the Laplace
+        log-likelihood over the static fit rejects "no drift" at this family-wise level
+        (Bonferroni over the pulses; the null is 1/2 chi2_0 + 1/2 chi2_1); then each pulse
+        drifts if its own test rejects at this level. None: the maximum-likelihood Q.
 
     Returns:
       :class:`SSGLMResult`.
@@ -535,22 +600,34 @@ def ssglm(spikes, bin_width, *, basis="pulse", basis_width=0.02, n_basis=None,
     th, var = trial.theta, np.diagonal(trial.theta_cov, axis1=1, axis2=2)
     dq = np.median(np.diff(th, axis=0) ** 2 - var[1:] - var[:-1], axis=0)
     Q0 = np.diag(np.clip(dq, 1e-3, 1.0))
-    P = {"Q": jnp.asarray(Q0), "m0": jnp.asarray(psth.theta),
+    # "diffuse": the GLM-PSTH's own weak prior N(base, diffuse_var) (m0 is not fitted to
+    # the data, which would count them twice; with Q at its floor the fit is the GLM-PSTH)
+    m0 = (np.full(R, _prior_base(spec, data)) if initial == "diffuse" else psth.theta)
+    P = {"Q": jnp.asarray(Q0), "m0": jnp.asarray(m0),
          "P0": jnp.asarray(Q0 if initial == "tied" else
                            (float(diffuse_var) if initial == "diffuse" else 1.0) * np.eye(R)),
          "gamma": jnp.asarray(psth.gamma)}
     x = jnp.asarray(np.broadcast_to(psth.theta, (y.shape[0], R)).copy())
     kw = dict(link=spec.link, reduced=spec.reduced, max_iter=newton_max_iter, tol=1e-8)
     history = bool(spec.lags)
+    # unit pulses with a diagonal / isotropic Q: the Laplace log-likelihood is a sum of
+    # scalar problems, one per pulse, and Q is maximised exactly (from the start)
+    exact_q = spec.reduced and q_type in ("diagonal", "isotropic")
+    min_gain = jnp.asarray(_drift_gain(drift_level, R if q_type == "diagonal" else 1))
+    if exact_q:
+        P = jax.jit(_exact_q, static_argnames=("link", "q_type", "initial"))(
+            P, data, jnp.asarray(trial.theta), dt, q_floor, min_gain, link=spec.link,
+            q_type=q_type, initial=initial)
     P, lap, trace, converged = run_em(
         lambda P, x: _estep(P, data, x, dt, **kw),
         lambda P, lap: _mstep(P, data, lap.posterior.smoothed_means,
                               lap.posterior.smoothed_covs, lap.posterior.cross_covs, dt,
-                              q_floor, link=spec.link, q_type=q_type, history=history,
-                              initial=initial),
+                              q_floor, min_gain, link=spec.link, q_type=q_type, history=history,
+                              initial=initial, exact_q=exact_q),
         P, x, max_iter, tol, "SSGLM",
-        kinds={"Q": "cov", "gamma": "free",
-               **({} if initial == "diffuse" else {"m0": "free", "P0": "cov"})})
+        kinds=None if exact_q else
+        {"Q": "cov", "gamma": "free",
+         **({} if initial == "diffuse" else {"m0": "free", "P0": "cov"})})
     post = lap.posterior
     mu, S = np.asarray(post.smoothed_means), np.asarray(post.smoothed_covs)
     Bn = spec.basis
