@@ -214,10 +214,9 @@ def _count_constants(y, log_dt, log_fact, out):
     """out[t] <- sum_i y log dt - log y! (``y`` non-negative integers, 0 where missing)."""
     for t in range(y.shape[0]):
         c = 0.0
-        for i in range(y.shape[1]):
+        for i in range(y.shape[1]):  # branch-free: log_fact[0] = 0
             v = y[t, i]
-            if v > 0.0:
-                c += v * log_dt - log_fact[int(v)]
+            c += v * log_dt - log_fact[np.int64(v)]
         out[t] = c
 
 
@@ -242,7 +241,8 @@ def count_constants(y, dt: float):
 
 if numba is not None:  # compiled once per process (cached on disk where writable)
     _count_scan = numba.njit(cache=True)(_count_scan)
-    _count_constants = numba.njit(cache=True)(_count_constants)
+    _count_constants = numba.njit(cache=True, fastmath={"reassoc", "contract"})(
+        _count_constants)
     _chol_inv_logdet = numba.njit(cache=True, inline="always")(_chol_inv_logdet)
     _forward = numba.njit(cache=True, fastmath={"reassoc", "contract"})(_forward)
 
