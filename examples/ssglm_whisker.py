@@ -12,7 +12,9 @@ is printed too. The SSGLM runs with its defaults (Q maximised exactly with the t
 drift, EM to convergence); the held-out trials never inform either fit.
 
 Run from the repository root:  python examples/ssglm_whisker.py [--all] [--sets 1 2]
-[--q-type isotropic] [--drift-level 0.05] [--figures DIR]
+[--q-type isotropic] [--drift-level 0.05] [--trial-gain] [--figures DIR]
+(``--trial-gain``: the SSGLM with a per-trial gain, ``ssglm(..., trial_gain=True)``; the
+GLM-PSTH baseline is unchanged)
 Skips (exit 0) when the data folder is absent.
 """
 
@@ -56,7 +58,7 @@ def heldout_comparison(y: np.ndarray, *, n_folds: int = 5, basis_width: float = 
     K = y.shape[0]
     folds = np.arange(K) % n_folds
     out = dict.fromkeys(("ssglm", "ssglm_plugin", "glm_psth", "glm_psth_predictive"), 0.0)
-    iters, converged, drifting = [], [], []
+    iters, converged, drifting, gains = [], [], [], []
     for f in range(n_folds):
         test = np.flatnonzero(folds == f)
         train = np.flatnonzero(folds != f)
@@ -71,9 +73,10 @@ def heldout_comparison(y: np.ndarray, *, n_folds: int = 5, basis_width: float = 
         iters.append(res.n_iter)
         converged.append(res.converged)
         drifting.append(int(np.sum(np.diag(res.Q) > 10 * 1e-8)))
+        gains.append(res.gain_var)
     n_spikes = float(y.sum())
     out["gain_bits_per_spike"] = (out["ssglm"] - out["glm_psth_predictive"]) / n_spikes / np.log(2)
-    out.update(iters=iters, converged=all(converged), drifting=drifting)
+    out.update(iters=iters, converged=all(converged), drifting=drifting, gain_var=gains)
     return out
 
 
@@ -84,6 +87,8 @@ def main(argv=None) -> int:
                    help="indices of the sets (sorted Dir*/Neuron*/Stim*) to run; default 0")
     p.add_argument("--figures", default=None, help="folder for the figures")
     p.add_argument("--q-type", default="diagonal", choices=("diagonal", "isotropic", "full"))
+    p.add_argument("--trial-gain", action="store_true",
+                   help="SSGLM with a per-trial gain g_k ~ N(0, V) on every bin's log-rate")
     p.add_argument("--drift-level", type=float, default=0.05,
                    help="level of the per-pulse test of no drift (<= 0: none, plain ML Q)")
     a = p.parse_args(argv)
@@ -96,7 +101,7 @@ def main(argv=None) -> int:
     for folder in sets:
         y = load(folder)
         t0 = time.perf_counter()
-        out = heldout_comparison(y, q_type=a.q_type,
+        out = heldout_comparison(y, q_type=a.q_type, trial_gain=a.trial_gain,
                                  drift_level=a.drift_level if a.drift_level > 0 else None)
         name = "/".join(folder.parts[-3:])
         print(f"{name}: {int(y.sum())} spikes; held-out LL, predictive: SSGLM "
@@ -105,7 +110,10 @@ def main(argv=None) -> int:
               f"{out['ssglm_plugin']:.1f} vs GLM-PSTH {out['glm_psth']:.1f} "
               f"({out['ssglm_plugin'] - out['glm_psth']:+.1f}); SSGLM predictive - PSTH "
               f"plug-in {out['ssglm'] - out['glm_psth']:+.1f} nats; drifting pulses per fold "
-              f"{out['drifting']}, EM iterations {out['iters']}, converged "
+              f"{out['drifting']}, "
+              + (f"gain variance per fold {np.round(out['gain_var'], 4).tolist()}, "
+                 if a.trial_gain else "")
+              + f"EM iterations {out['iters']}, converged "
               f"{out['converged']}, {time.perf_counter() - t0:.0f} s", flush=True)
     if a.figures:
         from spikessm.models.ssglm import ssglm

@@ -431,3 +431,36 @@ def test_result_is_plain_numpy(drift_fit):
     for f in dataclasses.fields(res):
         v = getattr(res, f.name)
         assert not isinstance(v, jax.Array), f.name
+
+
+def test_trial_gain_recovers_overdispersion_and_predicts_heldout_trials():
+    """I.i.d. per-trial log-gains (sd 0.3, no drift): ``trial_gain=True`` recovers V
+    within the sampling error of a variance from the observed trials (3 sd of
+    V sqrt(2 / K), V enlarged by the Poisson noise of a trial's log count, 1 / n), keeps
+    theta static, and predicts held-out trials better than the plain SSGLM and the
+    GLM-PSTH (each scored by its Laplace predictive). 50 trials x 1 s, 50 ms pulses: the
+    shapes of the fits above, whose compiled programs are reused."""
+    rng = np.random.default_rng(11)
+    Kn, T, V = 50, 1000, 0.09
+    t = (np.arange(T) + 0.5) * DT
+    base = np.log(60.0) + 0.7 * np.exp(-0.5 * ((t - 0.3) / 0.08) ** 2)
+    g = rng.normal(0.0, np.sqrt(V), Kn)
+    y = rng.poisson(np.exp(base[None] + g[:, None]) * DT).astype(float)
+    test = np.arange(0, Kn, 5)
+    masked = y.copy()
+    masked[test] = np.nan
+    res = ssglm(masked, DT, basis_width=0.05, trial_gain=True)
+    n_obs, n_mean = Kn - test.size, y.sum(1).mean()
+    tol = 3.0 * np.sqrt(2.0 / n_obs) * (V + 1.0 / n_mean)
+    assert abs(res.gain_var - V) < tol, (res.gain_var, tol)
+    assert np.all(np.diag(res.Q) < 1e-6)  # the gains are not taken for drift
+    assert res.gain.shape == (Kn,) and res.gain_cov.shape == (Kn, res.theta.shape[1] + 1)
+    np.testing.assert_allclose(res.gain[test], 0.0, atol=1e-6)  # masked: the prior's mean
+    np.testing.assert_allclose(res.gain_cov[test, -1], res.gain_var, rtol=1e-6)
+    plain = ssglm(masked, DT, basis_width=0.05)
+    assert plain.gain_var is None
+    psth = glm_psth(np.delete(y, test, axis=0), DT, basis_width=0.05)
+    ll_gain = res.heldout_log_likelihood(y, test).sum()
+    ll_plain = plain.heldout_log_likelihood(y, test).sum()
+    ll_psth = psth.predictive_log_likelihoods(y[test]).sum()
+    assert ll_gain > ll_plain + 5.0 and ll_gain > ll_psth + 5.0, (ll_gain, ll_plain, ll_psth)

@@ -78,11 +78,13 @@ class TrajectoryLaplace(NamedTuple):
 
 @partial(jax.jit, static_argnames=("link", "max_iter"))
 def trajectory_laplace(m0, P0, Q, obs: GLMObs, Jg, hg, rg, x_init, *, link: str,
-                       max_iter: int = 50, tol=1e-8) -> TrajectoryLaplace:
+                       max_iter: int = 50, tol=1e-8, F=None) -> TrajectoryLaplace:
     """Laplace posterior of the random-walk trajectory (module docstring).
 
     Args: m0 (R,), P0 (R, R), Q (R, R); obs: :class:`GLMObs`; Jg (K, R, R), hg (K, R),
     rg (K,): Gaussian information (zeros if none); x_init (K, R) starting trajectory.
+    F (R, R): the transition ``theta_k = F theta_{k-1} + eps_k``; None: the random walk
+    (F = I; the per-trial gain of :func:`~.model.ssglm` uses blockdiag(I, 0)).
     """
     Kn, R = x_init.shape
     dtype = x_init.dtype
@@ -94,7 +96,8 @@ def trajectory_laplace(m0, P0, Q, obs: GLMObs, Jg, hg, rg, x_init, *, link: str,
 
     def log_joint(x, eta):
         z0 = solve_triangular(L0, x[0] - m0, lower=True)
-        z = solve_triangular(Lq, (x[1:] - x[:-1]).T, lower=True)
+        prev = x[:-1] if F is None else x[:-1] @ F.T
+        z = solve_triangular(Lq, (x[1:] - prev).T, lower=True)
         _, _, f = glm_terms(eta, obs.y, obs.scale, link)
         gauss = -0.5 * jnp.einsum("ki,kij,kj->", x, Jg, x) + jnp.sum(hg * x)
         val = -0.5 * (z0 @ z0 + jnp.sum(z * z)) + jnp.sum(f) + gauss
@@ -107,7 +110,8 @@ def trajectory_laplace(m0, P0, Q, obs: GLMObs, Jg, hg, rg, x_init, *, link: str,
         W = (C.T[None] * var[:, None, :]) @ C  # (K, R, R)
         rp = -2.0 * (f - jnp.sum(g * x, axis=1) - 0.5 * jnp.einsum("ki,kij,kj->k", x, W, x))
         h = jnp.einsum("kij,kj->ki", W, x) + g
-        post = K.filter_smooth(m0, P0, eye, zeros_a, Q, W + Jg, h + hg, rp + rg)
+        post = K.filter_smooth(m0, P0, eye if F is None else F, zeros_a, Q, W + Jg, h + hg,
+                               rp + rg)
         return post, eta
 
     def body(c):

@@ -211,13 +211,15 @@ class GLMPSTHResult:
 
 
 @x64
-def _plugin_ll(res, y, valid, theta) -> np.ndarray:
-    """(K,) log p(y_k | theta_k, gamma) with theta (K, R)."""
+def _plugin_ll(res, y, valid, theta, gain=None) -> np.ndarray:
+    """(K,) log p(y_k | theta_k, gamma) with theta (K, R) (plus gain (K,) on every bin)."""
     spec = _spec_of(res)
     data = _data(spec, y, valid)
     obs, _ = build_obs(data, jnp.asarray(res.gamma), spec.bin_width, link=spec.link,
                        reduced=False)
     eta = jnp.asarray(theta) @ obs.C.T + obs.off
+    if gain is not None:
+        eta = eta + jnp.asarray(gain)[:, None]
     return np.asarray(_trial_ll(eta, obs, data, spec))
 
 
@@ -248,6 +250,10 @@ class SSGLMResult:
     seconds. psth: the :class:`GLMPSTHResult` and trial_glm: the
     :class:`PerTrialGLMResult` baselines (also the initialisation).
     basis (T, R), bin_width (s), window_times (J+1,) s, link.
+    ``trial_gain=True`` only (None otherwise): gain_var V, the variance of the per-trial
+    gain g_k; gain (K,) its posterior modes; gain_cov (K, R + 1) Cov(g_k, (theta_k, g_k)).
+    Then rates include g_k; theta, Q, the filtered/predicted moments (and so the joint
+    draws and rate comparisons) are the slowly drifting part theta only.
     """
 
     theta: np.ndarray
@@ -274,6 +280,9 @@ class SSGLMResult:
     bin_width: float
     window_times: np.ndarray
     link: str
+    gain_var: float | None = None
+    gain: np.ndarray | None = None
+    gain_cov: np.ndarray | None = None
 
     @property
     def n_trials(self) -> int:
@@ -300,6 +309,8 @@ class SSGLMResult:
         at the posterior mode (no integration over its uncertainty)."""
         y, valid = _as_trials_T(spikes, _spec_of(self))
         idx = self._trial_index(trials, y.shape[0])
+        if self.gain_var is not None:  # the gain's mode adds to every bin's log-rate
+            return _plugin_ll(self, y[idx], valid[idx], self.theta[idx], self.gain[idx])
         return _plugin_ll(self, y[idx], valid[idx], self.theta[idx])
 
     def _trial_index(self, trials, n: int) -> np.ndarray:
@@ -323,16 +334,27 @@ class SSGLMResult:
         """
         y, valid = _as_trials_T(spikes, _spec_of(self))
         idx = self._trial_index(trials, y.shape[0])
+        if self.gain_var is not None:  # integrate over (theta_k, g_k) jointly
+            R = self.theta.shape[1]
+            mu = np.concatenate([self.theta[idx], self.gain[idx, None]], axis=1)
+            S = np.zeros((idx.size, R + 1, R + 1))
+            S[:, :R, :R] = self.theta_cov[idx]
+            S[:, R, :] = self.gain_cov[idx]
+            S[:, :, R] = self.gain_cov[idx]
+            return _laplace_predictive(self, y[idx], valid[idx], mu, S, gain=True)
         return _laplace_predictive(self, y[idx], valid[idx], self.theta[idx],
                                    self.theta_cov[idx])
 
 
-def _laplace_predictive(res, y, valid, mu, S) -> np.ndarray:
-    """(n,) Laplace approximation of log int p(y_k | theta) N(theta; mu_k, S_k) dtheta."""
+def _laplace_predictive(res, y, valid, mu, S, gain: bool = False) -> np.ndarray:
+    """(n,) Laplace approximation of log int p(y_k | theta) N(theta; mu_k, S_k) dtheta
+    (``gain``: the last coordinate of theta is the trial gain, loading 1 on every bin)."""
     spec = _spec_of(res)
     data = _data(spec, y, valid)
     obs, _ = build_obs(data, jnp.asarray(res.gamma), spec.bin_width, link=spec.link,
                        reduced=False)
+    if gain:
+        obs = obs._replace(C=_with_gain(obs.C))
     out = _predictive_ll(jnp.asarray(mu), jnp.asarray(S), obs, link=spec.link)
     return np.asarray(out) + _const_per_trial(data, spec)
 
@@ -486,10 +508,13 @@ def basis_variance(B, S, pulse: bool):
     return xp.einsum("tr,krs,ts->kt", B, S, B)
 
 
-def _exact_q(P, data, x, dt, q_floor, min_gain, *, link, q_type, initial):
+def _exact_q(P, data, x, dt, q_floor, min_gain, *, link, q_type, initial, gain=None):
     """P with Q (and P0 if tied) replaced by the maximiser of the Laplace log-likelihood
-    over Q (unit pulses, diagonal or isotropic Q: :func:`~.core.separable_q`)."""
+    over Q (unit pulses, diagonal or isotropic Q: :func:`~.core.separable_q`); ``gain``
+    (K,): conditional on these trial gains (Poisson: exposures times exp(g_k))."""
     obs, _ = build_obs(data, P["gamma"], dt, link=link, reduced=True)
+    if gain is not None:
+        obs = obs._replace(scale=obs.scale * jnp.exp(gain)[:, None])
     q, _ = separable_q(P["m0"], jnp.diagonal(P["P0"]), obs, x, q_floor, min_gain, link=link,
                        shared=q_type == "isotropic", tied=initial == "tied")
     new = dict(P)
@@ -524,6 +549,72 @@ def _mstep(P, data, mu, S, X, dt, q_floor, min_gain, *, link, q_type, history, i
     return new
 
 
+def _with_gain(C):
+    """(U, R) unit design -> (U, R + 1): the trial gain g_k loads 1 on every unit."""
+    return jnp.concatenate([C, jnp.ones((C.shape[0], 1), C.dtype)], axis=1)
+
+
+def _augment(P):
+    """Prior and dynamics of the state (theta_k, g_k): m0 = (m0, 0), P0 = blockdiag(P0, V),
+    Q = blockdiag(Q, V), F = blockdiag(I, 0) (g_k i.i.d. N(0, V) across trials)."""
+    R = P["m0"].shape[0]
+    V = P["V"]
+    dtype = P["m0"].dtype
+
+    def bd(A):
+        return jnp.zeros((R + 1, R + 1), dtype).at[:R, :R].set(A).at[R, R].set(V)
+
+    F = jnp.zeros((R + 1, R + 1), dtype).at[:R, :R].set(jnp.eye(R, dtype=dtype))
+    return jnp.concatenate([P["m0"], jnp.zeros(1, dtype)]), bd(P["P0"]), bd(P["Q"]), F
+
+
+@partial(jax.jit, static_argnames=("link", "reduced", "max_iter"))
+def _estep_gain(P, data, x_init, dt, *, link, reduced, max_iter, tol):
+    obs, const = build_obs(data, P["gamma"], dt, link=link, reduced=reduced)
+    obs = obs._replace(C=_with_gain(obs.C))
+    Kn, R1 = x_init.shape
+    z = jnp.zeros((Kn, R1), x_init.dtype)
+    m0, P0, Q, F = _augment(P)
+    lap = trajectory_laplace(m0, P0, Q, obs, jnp.zeros((Kn, R1, R1), z.dtype), z, z[:, 0],
+                             x_init, link=link, max_iter=max_iter, tol=tol, F=F)
+    return lap, lap.log_likelihood + const
+
+
+@partial(jax.jit, static_argnames=("link", "q_type", "history", "initial"))
+def _mstep_gain(P, data, mu, S, X, dt, q_floor, *, link, q_type, history, initial):
+    """EM M-step of the model with a trial gain: Q, m0, P0 of theta from its smoothed
+    moments (as :func:`_mstep` without the exact Q), V = the mean posterior second moment
+    of g_k, gamma at the posterior mode of (theta, g)."""
+    R = mu.shape[1] - 1
+    new = dict(P)
+    new["Q"], new["m0"], new["P0"] = mstep_random_walk(
+        mu[:, :R], S[:, :R, :R], X[:, :R, :R], P, q_type=q_type, initial=initial,
+        q_floor=q_floor)
+    new["V"] = jnp.maximum(jnp.mean(mu[:, R] ** 2 + S[:, R, R]), q_floor)
+    if history:
+        y, v, B, H = data
+        eta = mu[:, :R] @ B.T + mu[:, R:]
+        off = (jnp.log(dt) + eta) if link == "poisson" else eta
+        J = H.shape[2]
+        fit = glm_newton(H.reshape(-1, J), (y * v).ravel(), v.ravel(), off.ravel(),
+                         P["gamma"], jnp.zeros(J), PRIOR_PREC * jnp.eye(J), link=link)
+        new["gamma"] = fit.beta
+    return new
+
+
+def _initial_gain(y, valid):
+    """Moment estimate of V (the variance of the log of each trial's count over its
+    expectation, same rate in every trial, beyond its Poisson part; clipped to
+    [1e-3, 1]) and the shrunk log-ratios (K,) (V / (V + 1 / n_k) times each; 0 for a
+    trial with no observed bin)."""
+    n, m = np.sum(y * valid, axis=1), np.sum(valid, axis=1)
+    obs = m > 0
+    raw = np.zeros(len(n))
+    raw[obs] = np.log((n[obs] + 0.5) / (m[obs] * (np.sum(n) + 0.5) / np.sum(m)))
+    V = float(np.clip(np.var(raw[obs]) - np.mean(1.0 / (n[obs] + 0.5)), 1e-3, 1.0))
+    return V, np.where(obs, V / (V + 1.0 / (n + 0.5)) * raw, 0.0)
+
+
 def _drift_gain(level, n_tests: int) -> np.ndarray:
     """Thresholds (nats) of the test of drift: (global, each basis function).
 
@@ -548,7 +639,8 @@ def ssglm(spikes, bin_width, *, basis="pulse", basis_width=0.02, n_basis=None,
           window_times=None, link: str = "poisson", q_type: str = "diagonal",
           initial: str = "diffuse", max_iter: int = 200, tol: float = 1e-7,
           newton_max_iter: int = 50, q_floor: float = 1e-8,
-          diffuse_var: float = 100.0, drift_level: float | None = 0.05) -> SSGLMResult:
+          diffuse_var: float = 100.0, drift_level: float | None = 0.05,
+          trial_gain: bool = False) -> SSGLMResult:
     """Fit the state-space GLM across trials by Laplace EM.
 
     Args:
@@ -577,6 +669,15 @@ def ssglm(spikes, bin_width, *, basis="pulse", basis_width=0.02, n_basis=None,
         log-likelihood over the static fit rejects "no drift" at this family-wise level
         (Bonferroni over the pulses; the null is 1/2 chi2_0 + 1/2 chi2_1); then each pulse
         drifts if its own test rejects at this level. None: the maximum-likelihood Q.
+      trial_gain: add a per-trial gain g_k ~ N(0, V), i.i.d. across trials, to the
+        log-rate (logit) of every bin of trial k: trial-to-trial excitability fluctuations
+        without a trend, which a random walk can only follow as drift. The state becomes
+        (theta_k, g_k) with transition blockdiag(I, 0) and noise blockdiag(Q, V); V by
+        EM (the mean posterior second moment of g_k); Q by EM + SQUAREM (g couples the
+        pulses, so the exact per-pulse Q does not apply; for Poisson unit pulses with a
+        diagonal or isotropic Q, EM starts from the exact Q with its test of drift given
+        initial gains: each trial's shrunk log count ratio). A held-out (masked) trial's
+        g_k is integrated over N(0, V).
 
     Returns:
       :class:`SSGLMResult`.
@@ -590,6 +691,8 @@ def ssglm(spikes, bin_width, *, basis="pulse", basis_width=0.02, n_basis=None,
     if initial not in ("diffuse", "em", "tied"):
         raise ValueError(f"initial must be 'diffuse', 'em' or 'tied', got {initial!r}")
     max_iter = check_int(max_iter, "max_iter", 1)
+    if not isinstance(trial_gain, (bool, np.bool_)):
+        raise TypeError(f"trial_gain must be True or False, got {trial_gain!r}")
     spec = _make_spec(y.shape[1], bin_width, basis, basis_width, n_basis, window_times, link)
     data = _data(spec, y, valid)
     dt = spec.bin_width
@@ -614,6 +717,12 @@ def ssglm(spikes, bin_width, *, basis="pulse", basis_width=0.02, n_basis=None,
     # scalar problems, one per pulse, and Q is maximised exactly (from the start)
     exact_q = spec.reduced and q_type in ("diagonal", "isotropic")
     min_gain = jnp.asarray(_drift_gain(drift_level, R if q_type == "diagonal" else 1))
+    if trial_gain:
+        if not (exact_q and spec.link == "poisson"):
+            exact_q = False
+        return _ssglm_gain(P, data, x, spec, psth, trial, y, valid, kw, max_iter, tol,
+                           q_floor, q_type, initial, t_start,
+                           (exact_q, jnp.asarray(trial.theta), min_gain))
     if exact_q:
         P = jax.jit(_exact_q, static_argnames=("link", "q_type", "initial"))(
             P, data, jnp.asarray(trial.theta), dt, q_floor, min_gain, link=spec.link,
@@ -640,6 +749,44 @@ def ssglm(spikes, bin_width, *, basis="pulse", basis_width=0.02, n_basis=None,
         _rate(eta, link, dt), _rate(eta - Z95 * sd, link, dt), _rate(eta + Z95 * sd, link, dt),
         np.asarray(trace), trace[-1], converged, len(trace), time.perf_counter() - t_start,
         psth, trial, Bn, dt, spec.window_times, link)
+
+
+def _ssglm_gain(P, data, x, spec, psth, trial, y, valid, kw, max_iter, tol, q_floor, q_type,
+                initial, t_start, exact) -> SSGLMResult:
+    """EM of the model with a per-trial gain (``ssglm(..., trial_gain=True)``)."""
+    Kn, R = x.shape
+    dt, link = spec.bin_width, spec.link
+    V0, g0 = _initial_gain(y, valid)
+    exact_q, theta_trial, min_gain = exact
+    if exact_q:  # start from the exact Q with its test of drift, given the initial gains
+        P = jax.jit(_exact_q, static_argnames=("link", "q_type", "initial"))(
+            P, data, theta_trial - jnp.asarray(g0)[:, None], dt, q_floor, min_gain,
+            link=link, q_type=q_type, initial=initial, gain=jnp.asarray(g0))
+    P = dict(P, V=jnp.asarray(V0))
+    x = jnp.concatenate([x, jnp.asarray(g0)[:, None]], axis=1)
+    P, lap, trace, converged = run_em(
+        lambda P, x: _estep_gain(P, data, x, dt, **kw),
+        lambda P, lap: _mstep_gain(P, data, lap.posterior.smoothed_means,
+                                   lap.posterior.smoothed_covs, lap.posterior.cross_covs, dt,
+                                   q_floor, link=link, q_type=q_type,
+                                   history=bool(spec.lags), initial=initial),
+        P, x, max_iter, tol, "SSGLM (trial gain)",
+        kinds={"Q": "cov", "V": "log", "gamma": "free",
+               **({} if initial == "diffuse" else {"m0": "free", "P0": "cov"})})
+    post = lap.posterior
+    mu, S = np.asarray(post.smoothed_means), np.asarray(post.smoothed_covs)
+    Bn = spec.basis
+    th, Sth, g, cg = mu[:, :R], S[:, :R, :R], mu[:, R], S[:, R, :]
+    eta = th @ Bn.T + g[:, None]
+    var = basis_variance(Bn, Sth, _is_pulse(Bn)) + 2.0 * cg[:, :R] @ Bn.T + cg[:, R:]
+    sd = np.sqrt(np.maximum(var, 0.0))
+    blk = (np.asarray(post.filtered_means)[:, :R], np.asarray(post.filtered_covs)[:, :R, :R],
+           np.asarray(post.predicted_means)[:, :R], np.asarray(post.predicted_covs)[:, :R, :R])
+    return SSGLMResult(
+        th, Sth, *blk, *(np.asarray(P[k]) for k in ("Q", "m0", "P0", "gamma")),
+        _rate(eta, link, dt), _rate(eta - Z95 * sd, link, dt), _rate(eta + Z95 * sd, link, dt),
+        np.asarray(trace), trace[-1], converged, len(trace), time.perf_counter() - t_start,
+        psth, trial, Bn, dt, spec.window_times, link, float(P["V"]), g, cg)
 
 
 def ssglmFB(spikes, bin_width, windowTimes=None, numBasis=None, fitType: str = "poisson",
