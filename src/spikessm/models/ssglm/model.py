@@ -654,12 +654,12 @@ def ssglm(spikes, bin_width, *, basis="pulse", basis_width=0.02, n_basis=None,
       link: "poisson" (log link, counts) or "bernoulli" (logit link, 0/1 per bin).
       q_type: random-walk covariance Q: "diagonal" (one variance per basis function),
         "isotropic" (one shared variance: the stablest estimate with few trials) or "full".
-      initial: the first trial's prior N(m0, P0). "diffuse" (default): m0 = the overall log
-        rate (the mean of the GLM-PSTH's weak prior), P0 = ``diffuse_var`` I, both fixed, so the credible bands carry the
-        uncertainty of the overall level; "em": m0 and P0 estimated by EM (with one
-        sequence of trials the maximum-likelihood P0 is 0: EM shrinks it towards the first
-        trial's posterior variance and the bands then omit the uncertainty of m0); "tied":
-        P0 = Q and m0 by EM (Smith & Brown 2003; Czanner et al. 2008).
+      initial: the first trial's prior N(m0, P0). "diffuse" (default): m0 = the overall log rate
+        (the mean of the GLM-PSTH's weak prior), P0 = ``diffuse_var`` I, both fixed, so the credible
+        bands carry the uncertainty of the overall level; "em": m0 and P0 estimated by EM (with one
+        sequence of trials the maximum-likelihood P0 is 0: EM shrinks it towards the first trial's
+        posterior variance and the bands then omit the uncertainty of m0); "tied": P0 = Q and m0 by
+        EM (Smith & Brown 2003; Czanner et al. 2008).
       max_iter, tol: EM stops when the relative change of the Laplace log-likelihood is
         below ``tol``. newton_max_iter: cap of the E-step's Newton iterations.
       q_floor: lower bound of Q's diagonal.
